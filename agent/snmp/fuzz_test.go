@@ -1,0 +1,47 @@
+package snmp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gosnmp/gosnmp"
+)
+
+// FuzzHandlePacket feeds arbitrary messages to a full engine: it must never
+// panic (not even into its own last-resort recover), and any reply must be
+// a response that fits the size limit.
+func FuzzHandlePacket(f *testing.F) {
+	seeds, err := filepath.Glob(filepath.Join("testdata", "*.bin"))
+	if err != nil || len(seeds) == 0 {
+		f.Fatalf("no seed packets in testdata: %v", err)
+	}
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	fx := newFixture(f, Options{})
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		resp, ok := fx.e.HandlePacket(context.Background(), pkt)
+		if got := fx.e.Stats().Panics; got != 0 {
+			t.Fatalf("handling panicked (%d recovered)", got)
+		}
+		if !ok {
+			return
+		}
+		if len(resp) > fx.e.maxSize {
+			t.Fatalf("reply of %d bytes exceeds %d", len(resp), fx.e.maxSize)
+		}
+		p, err := (&gosnmp.GoSNMP{}).SnmpDecodePacket(resp)
+		if err != nil {
+			t.Fatalf("reply does not decode: %v", err)
+		}
+		if p.PDUType != gosnmp.GetResponse {
+			t.Fatalf("reply is %v, want GetResponse", p.PDUType)
+		}
+	})
+}
