@@ -1,0 +1,55 @@
+# iad-agent — see README.md. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+GO       ?= go
+BIN      := bin
+VERSION  ?= 1.0.0
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+DATA     ?= ./var
+CMDS     := $(notdir $(wildcard cmd/*))
+TESTFLAGS ?= -count=1 -timeout 25m
+FUZZTIME ?= 30s
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build every command into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: build ## run the agent on the embedded defaults (SNMP on 127.0.0.1:16161, data in ./var, a dev signing key in ./var/keys)
+	@mkdir -p $(DATA)/keys
+	@test -f $(DATA)/keys/dev.pub || $(BIN)/iad-image keygen -out $(DATA)/keys/dev
+	$(BIN)/iad-agent -data $(DATA) -trust $(DATA)/keys/dev.pub
+
+.PHONY: test-deps
+test-deps: ## install the Debian packages the tests need (apt-get; run as root)
+	bash scripts/test-deps.sh
+
+.PHONY: test
+test: test-deps lint ## install test dependencies, then run the whole suite (unit, integration with real net-snmp/tftpd-hpa/vsftpd)
+	$(GO) test $(TESTFLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## only the fast in-process tests (no external tools needed)
+	$(GO) test -count=1 -short ./...
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+.PHONY: clean
+clean: ## remove build output (not ./var)
+	rm -rf $(BIN)

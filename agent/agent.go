@@ -1,0 +1,272 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/iadsafe/iad-agent/agent/config"
+	"github.com/iadsafe/iad-agent/agent/journal"
+	"github.com/iadsafe/iad-agent/agent/notify"
+	"github.com/iadsafe/iad-agent/agent/snmp"
+	"github.com/iadsafe/iad-agent/agent/transfer"
+	"github.com/iadsafe/iad-agent/bank"
+	"github.com/iadsafe/iad-agent/mib"
+)
+
+// Options configure an Agent. Zero values get the documented defaults.
+type Options struct {
+	DataDir     string              // state, journal, file banks, config; default "./var"
+	Listen      string              // UDP address; default "127.0.0.1:16161"
+	ROCommunity string              // default "public"
+	RWCommunity string              // empty disables SET
+	Traps       []string            // HOST:PORT notification destinations
+	Trusted     []ed25519.PublicKey // keys images must be signed with
+	Hardware    string              // hardware-compatibility string; default "iad-generic"
+	Version     string              // version of the factory software in bank A; default "1.0.0"
+	SlotSize    int64               // bytes per file-backed slot; default 512 MiB (sparse)
+	// CommitAfter is the health check: a trial boot is committed once the
+	// agent has served SNMP for this long. Default 30s.
+	CommitAfter time.Duration
+	// OpRetention is how long completed rows stay readable; at least 5 min.
+	OpRetention time.Duration
+	// ResetGrace lets the SET response and notifications leave before a
+	// reset. Default 500ms.
+	ResetGrace    time.Duration
+	TFTPBlockSize int // default 1468
+	Logger        *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.DataDir == "" {
+		o.DataDir = "./var"
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:16161"
+	}
+	if o.ROCommunity == "" {
+		o.ROCommunity = "public"
+	}
+	if o.Hardware == "" {
+		o.Hardware = "iad-generic"
+	}
+	if o.Version == "" {
+		o.Version = "1.0.0"
+	}
+	if o.SlotSize == 0 {
+		o.SlotSize = 512 << 20
+	}
+	if o.SlotSize < 0 {
+		return fmt.Errorf("agent: slot size %d must be positive", o.SlotSize)
+	}
+	if o.CommitAfter == 0 {
+		o.CommitAfter = 30 * time.Second
+	}
+	if o.OpRetention == 0 {
+		o.OpRetention = 15 * time.Minute
+	}
+	if o.OpRetention < 5*time.Minute {
+		return fmt.Errorf("agent: op retention %v is below the MIB's 5 minute minimum", o.OpRetention)
+	}
+	if o.ResetGrace == 0 {
+		o.ResetGrace = 500 * time.Millisecond
+	}
+	if o.TFTPBlockSize == 0 {
+		o.TFTPBlockSize = 1468
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Agent is one running iad-agent.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	start   time.Time
+	journal *journal.Journal
+	banks   *bank.Banks
+	devices []*bank.File
+	config  *config.Store
+	engine  *snmp.Engine
+	notify  *notify.Sender
+	boot    bank.BootResult
+	conn    net.PacketConn
+
+	mu      sync.Mutex
+	rows    map[uint32]*row
+	running uint32 // index of the running operation, 0 if none
+	opWG    sync.WaitGroup
+	resetCh chan struct{}
+	// startup holds notifications decided before the sender runs.
+	startup []func()
+}
+
+// New opens the agent's state, boots the bank the boot state selects
+// (spending a trial try if one is armed) and binds the SNMP port. It does
+// not serve yet: call Run.
+func New(ctx context.Context, opts Options) (a *Agent, err error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	a = &Agent{opts: opts, log: opts.Logger, start: time.Now(), rows: map[uint32]*row{}, resetCh: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	for _, d := range []string{opts.DataDir, filepath.Join(opts.DataDir, "bank")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	if a.journal, err = journal.Open(ctx, filepath.Join(opts.DataDir, "journal.db")); err != nil {
+		return nil, err
+	}
+	devs := map[bank.Slot]bank.Device{}
+	for _, s := range []bank.Slot{bank.SlotA, bank.SlotB} {
+		f, err := bank.OpenFile(filepath.Join(opts.DataDir, "bank", "slot-"+s.String()+".img"), opts.SlotSize)
+		if err != nil {
+			return nil, fmt.Errorf("agent: slot %s: %w", s, err)
+		}
+		a.devices = append(a.devices, f)
+		devs[s] = f
+	}
+	a.banks, err = bank.New(ctx, bank.Options{
+		Devices: devs,
+		Store:   bank.NewFileStore(filepath.Join(opts.DataDir, "bank", "state.json")),
+		Logger:  a.log,
+		Factory: bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: 1, Factory: true},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.boot, err = a.banks.Boot(ctx); err != nil {
+		return nil, err
+	}
+	a.log.Info("booted", "bank", a.boot.Slot, "trial", a.boot.Trial, "version", a.currentVersion())
+	if a.boot.Reverted {
+		a.log.Warn("boot reverted", "failed_bank", a.boot.FailedSlot, "reason", a.boot.Reason)
+	}
+	if a.config, err = config.Open(ctx, config.Options{Root: filepath.Join(opts.DataDir, "config"), Logger: a.log}); err != nil {
+		return nil, err
+	}
+	a.engine = snmp.New(snmp.Options{
+		ReadCommunity:  opts.ROCommunity,
+		WriteCommunity: opts.RWCommunity,
+		Logger:         a.log,
+		Start:          a.start,
+		System: snmp.SystemInfo{
+			Descr:    "iad-agent " + a.currentVersion() + " (" + opts.Hardware + ")",
+			ObjectID: mib.IadUpgradeMIB,
+			Name:     hostname(),
+		},
+	})
+	if a.notify, err = notify.New(notify.Options{Targets: opts.Traps, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
+		return nil, err
+	}
+	if err := a.registerMIB(); err != nil {
+		return nil, err
+	}
+	if err := a.recoverOps(ctx); err != nil {
+		return nil, err
+	}
+	if a.conn, err = net.ListenPacket("udp", opts.Listen); err != nil {
+		return nil, fmt.Errorf("agent: listen %s: %w", opts.Listen, err)
+	}
+	return a, nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "iad"
+	}
+	return h
+}
+
+// Addr is the bound SNMP address.
+func (a *Agent) Addr() net.Addr { return a.conn.LocalAddr() }
+
+// Run serves SNMP and runs operations until ctx is done (nil) or a reset
+// operation asks for a restart (ErrResetRequested). Either way the
+// journal is closed and every file synced before it returns.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); a.notify.Run(notifyCtx) }()
+
+	a.notify.Notify(mib.ColdStart)
+	for _, f := range a.startup {
+		f()
+	}
+	a.startup = nil
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
+	go a.healthCheck(ctx)
+	go a.ageRows(ctx)
+	a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-a.resetCh:
+		err = ErrResetRequested
+	case e := <-serveErr:
+		err = fmt.Errorf("agent: serve: %w", e)
+	}
+	cancel()
+	a.opWG.Wait()
+	stopNotify()
+	wg.Wait()
+	a.close()
+	return err
+}
+
+func (a *Agent) close() {
+	if a.conn != nil {
+		a.conn.Close()
+	}
+	if a.journal != nil {
+		a.journal.Close()
+	}
+	for _, f := range a.devices {
+		f.Sync()
+		f.Close()
+	}
+}
+
+func (a *Agent) currentVersion() string {
+	s := a.banks.Snapshot()
+	return s.Slots[a.banks.Running()].Version
+}
+
+// remoteFailure reports whether a transfer error came from the server or
+// the network rather than from our own side aborting it: such an error
+// explains a failed operation better than the truncated stream it caused.
+func remoteFailure(err error) bool {
+	return err != nil && !errorsIsAny(err, transfer.ErrLocal, transfer.ErrCanceled, context.Canceled, io.ErrClosedPipe)
+}
+
+// errorsIsAny reports whether err matches any of targets.
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

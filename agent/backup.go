@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/iadsafe/iad-agent/agent/config"
+	"github.com/iadsafe/iad-agent/agent/transfer"
+)
+
+// backup packs the live configuration into an archive and streams it to
+// the server as it is made.
+func (a *Agent) backup(ctx context.Context, r *row) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	packErr := make(chan error, 1)
+	go func() {
+		_, _, err := a.config.Backup(ctx, pw, config.BackupMeta{
+			SoftwareVersion: a.currentVersion(),
+			ConfigFormat:    a.runningConfigFormat(),
+		})
+		pw.CloseWithError(err)
+		packErr <- err
+	}()
+	_, err := transfer.Upload(ctx, a.transferRequest(r), pr, -1, transfer.Hooks{
+		Progress: func(done int64) { a.progress(r, done, false) },
+	})
+	pr.CloseWithError(fmt.Errorf("upload ended"))
+	perr := <-packErr
+	if perr != nil && !errorsIsAny(perr, io.ErrClosedPipe, context.Canceled) {
+		return fmt.Errorf("packing configuration: %w", perr)
+	}
+	return err
+}
+
+func (a *Agent) runningConfigFormat() uint32 {
+	s := a.banks.Snapshot()
+	return s.Slots[a.banks.Running()].ConfigFormat
+}

@@ -1,0 +1,16 @@
+// Package agent is the iad-agent daemon: it serves IAD-UPGRADE-MIB over SNMP,
+// runs one operation at a time (backup, upgrade, restore, reset, revert),
+// journals every operation before it starts and at every state change, and
+// reports progress and outcome as readable MIB objects and as notifications.
+//
+// It must never write the bank the running software booted from, never
+// change the live configuration except by an atomic swap of a verified
+// archive, and never let an operation end without its outcome being
+// readable and notified — even across a crash, where the interrupted
+// operation reads failed/interrupted after the restart.
+//
+// One file per concern: agent.go wires the parts and runs them; ops.go is
+// the operation engine; optable.go, swmib.go serve the MIB; backup.go,
+// upgrade.go, restore.go, reset.go, revert.go are the operations; health.go
+// commits a trial boot; failcause.go maps errors to iadOpFailCause.
+package agent

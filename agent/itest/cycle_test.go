@@ -1,0 +1,113 @@
+package itest
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/iadsafe/iad-agent/mib"
+)
+
+// TestFullCycle is the method end to end, driven by net-snmp's tools by
+// object name: backup over TFTP and FTP, upgrade with a signed image over
+// FTP, reset (the agent re-executes itself), the trial bank commits,
+// upgrade again over TFTP, reset, restore from each backup, and the
+// notifications arrive in order.
+func TestFullCycle(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	// The device's other software keeps configuration in the live
+	// directory; give it something of its own to lose.
+	if err := os.WriteFile(filepath.Join(r.liveDir(), "sip-accounts.conf"), []byte("line1 = 1001@sip.example\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	original := configDigest(t, r.liveDir())
+	if got := r.sw(t); got.version != "1.0.0" || got.activeBank != "1" || got.stateA != "5" || got.stateB != "1" {
+		t.Fatalf("factory state: got %+v, want version 1.0.0, bank A active, bank B empty", got)
+	}
+
+	// a. backup, over both protocols
+	r.mustSucceed(t, 1, "backupConfig", "tftp", "backup-tftp.tar")
+	r.mustSucceed(t, 2, "backupConfig", "ftp", "backup-ftp.tar")
+	for _, p := range []string{filepath.Join(r.tftp.Dir, "backup-tftp.tar"), filepath.Join(r.ftp.Dir, "backup-ftp.tar")} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Fatalf("backup %s on the server: %v", p, err)
+		}
+	}
+
+	// b. upgrade over FTP, then reset into the trial bank
+	r.image(t, "v2.img", "2.0.0", testHW, r.key, 3<<20)
+	r.mustSucceed(t, 3, "upgrade", "ftp", "v2.img")
+	if got := r.sw(t); got.version != "1.0.0" || got.nextBank != "2" || got.stateB != strconv.Itoa(int(mib.BankTrial)) {
+		t.Fatalf("after upgrade: got %+v, want still 1.0.0, next bank B armed (trial)", got)
+	}
+	if n := r.ro.GetValue(t, "iadOpBytes.3"); atoi(n) < 3<<20 {
+		t.Errorf("iadOpBytes.3: got %s, want at least %d", n, 3<<20)
+	}
+	r.reset(t, 4)
+	if got := r.sw(t); got.version != "2.0.0" || got.activeBank != "2" {
+		t.Fatalf("after reset: got %+v, want 2.0.0 from bank B", got)
+	}
+	r.waitBankState(t, 2, mib.BankActive) // the health check committed it
+	if got := r.sw(t); got.stateA != strconv.Itoa(int(mib.BankValid)) {
+		t.Errorf("bank A after commit: got state %s, want valid (kept as the previous software)", got.stateA)
+	}
+
+	// The configuration changes while the new software runs...
+	os.Remove(filepath.Join(r.liveDir(), "sip-accounts.conf"))
+	if err := os.WriteFile(filepath.Join(r.liveDir(), "users.conf"), []byte("format-version = 1\n# emptied\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if configDigest(t, r.liveDir()) == original {
+		t.Fatal("test bug: the configuration did not change")
+	}
+	// c. ...and restore brings back exactly what was backed up.
+	r.mustSucceed(t, 5, "restoreConfig", "tftp", "backup-tftp.tar")
+	if got := configDigest(t, r.liveDir()); got != original {
+		t.Fatalf("config after TFTP restore: digest %s, want %s", got, original)
+	}
+
+	// A second upgrade, over TFTP, proves the banks alternate.
+	r.image(t, "v3.img", "3.0.0", testHW, r.key, 2<<20+77)
+	r.mustSucceed(t, 6, "upgrade", "tftp", "v3.img")
+	r.reset(t, 7)
+	if got := r.sw(t); got.version != "3.0.0" || got.activeBank != "1" {
+		t.Fatalf("after second reset: got %+v, want 3.0.0 from bank A", got)
+	}
+	r.waitBankState(t, 1, mib.BankActive)
+	os.WriteFile(filepath.Join(r.liveDir(), "ports.conf"), []byte("format-version = 1\n"), 0o644)
+	r.mustSucceed(t, 8, "restoreConfig", "ftp", "backup-ftp.tar")
+	if got := configDigest(t, r.liveDir()); got != original {
+		t.Fatalf("config after FTP restore: digest %s, want %s", got, original)
+	}
+
+	ok, fail := mib.OpSuccessful, mib.OpFailed
+	_ = fail
+	prog, done := mib.IadOpProgressNotify, mib.IadOpCompletedNotify
+	r.waitEvents(t,
+		event{oid: mib.ColdStart},
+		event{oid: prog, index: 1, state: mib.OpRunning}, event{oid: done, index: 1, state: ok, cause: mib.FailNone},
+		event{oid: prog, index: 2, state: mib.OpRunning}, event{oid: done, index: 2, state: ok},
+		event{oid: prog, index: 3, state: mib.OpRunning}, event{oid: done, index: 3, state: ok},
+		event{oid: prog, index: 4, state: mib.OpRunning},
+		event{oid: mib.ColdStart}, event{oid: done, index: 4, state: ok},
+		event{oid: mib.IadBootCommittedNotify},
+		event{oid: prog, index: 5, state: mib.OpRunning}, event{oid: done, index: 5, state: ok},
+		event{oid: prog, index: 6, state: mib.OpRunning}, event{oid: done, index: 6, state: ok},
+		event{oid: prog, index: 7, state: mib.OpRunning},
+		event{oid: mib.ColdStart}, event{oid: done, index: 7, state: ok},
+		event{oid: mib.IadBootCommittedNotify},
+		event{oid: prog, index: 8, state: mib.OpRunning}, event{oid: done, index: 8, state: ok},
+	)
+
+	// The whole table reads back over GetBulk; passwords never do.
+	rows := r.ro.BulkWalk(t, "iadOpTable")
+	if len(rows) != 8*17 {
+		t.Errorf("bulkwalk iadOpTable: got %d variables, want %d (8 rows x 17 columns)", len(rows), 8*17)
+	}
+	for _, vb := range rows {
+		if len(vb.OID) > len(mib.IadOpPassword.String()) && vb.OID[:len(mib.IadOpPassword.String())+1] == mib.IadOpPassword.String()+"." && vb.Value != "" {
+			t.Errorf("%s: password reads back as %q, want empty", vb.OID, vb.Value)
+		}
+	}
+}

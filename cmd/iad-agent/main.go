@@ -1,0 +1,135 @@
+// Command iad-agent is the upgrade daemon of an Integrated Access Device:
+// it serves IAD-UPGRADE-MIB over SNMP and runs backup, upgrade, reset,
+// restore and revert operations. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iadsafe/iad-agent/agent"
+	"github.com/iadsafe/iad-agent/image"
+)
+
+// version is the factory software version, set at build time with
+// -ldflags "-X main.version=…".
+var version = "1.0.0"
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("iad-agent", flag.ContinueOnError)
+	var (
+		opts     agent.Options
+		traps    listFlag
+		trust    listFlag
+		slotSize string
+		resetCmd string
+		logLevel string
+	)
+	fs.StringVar(&opts.DataDir, "data", "./var", "directory for state, journal, file banks and configuration")
+	fs.StringVar(&opts.Listen, "listen", "127.0.0.1:16161", "UDP address to serve SNMP on")
+	fs.StringVar(&opts.ROCommunity, "ro-community", "public", "read-only SNMPv2c community")
+	fs.StringVar(&opts.RWCommunity, "rw-community", "private", "read-write SNMPv2c community (empty disables SET)")
+	fs.Var(&traps, "trap", "notification destination HOST:PORT (repeatable)")
+	fs.Var(&trust, "trust", "public key FILE.pub that images may be signed with (repeatable; none: every image is rejected)")
+	fs.StringVar(&opts.Hardware, "hw", "iad-generic", "hardware-compatibility string images must carry")
+	fs.StringVar(&resetCmd, "reset-cmd", "exec", `what a reset does: "exec" re-executes this program (development host), "reboot" calls reboot(2) (device), anything else is run with /bin/sh -c`)
+	fs.StringVar(&slotSize, "slot-size", "512MiB", "size of each file-backed bank slot (sparse file)")
+	fs.DurationVar(&opts.CommitAfter, "commit-after", 30*time.Second, "health check: commit a trial boot after serving this long")
+	fs.DurationVar(&opts.OpRetention, "op-retention", 15*time.Minute, "how long completed operation rows stay readable (at least 5m)")
+	fs.IntVar(&opts.TFTPBlockSize, "tftp-blksize", 1468, "TFTP block size to negotiate")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&opts.Version, "factory-version", version, "software version of the factory install in bank A")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "iad-agent: unexpected arguments: %q\n", fs.Args())
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "iad-agent: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts.Logger = log
+	opts.Traps = traps
+	n, err := parseSize(slotSize)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "iad-agent: -slot-size: %v\n", err)
+		return 2
+	}
+	opts.SlotSize = n
+	for _, p := range trust {
+		k, err := image.LoadPublicKey(p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iad-agent: -trust: %v\n", err)
+			return 2
+		}
+		opts.Trusted = append(opts.Trusted, k)
+	}
+	if len(opts.Trusted) == 0 {
+		log.Warn("no -trust key given: every upgrade image will be rejected")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := agent.New(ctx, opts)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	err = a.Run(ctx)
+	if errors.Is(err, agent.ErrResetRequested) {
+		stop()
+		if err := reset(resetCmd, log); err != nil {
+			log.Error("reset failed", "err", err)
+			return 1
+		}
+		return 0
+	}
+	if err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+
+// parseSize reads a byte count with an optional KiB/MiB/GiB suffix.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q: want a positive number with optional KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}
