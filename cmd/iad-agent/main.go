@@ -114,7 +114,6 @@ func run(args []string) int {
 	return 0
 }
 
-
 // parseSize reads a byte count with an optional KiB/MiB/GiB suffix.
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
