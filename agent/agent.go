@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"github.com/iadsafe/iad-agent/agent/journal"
 	"github.com/iadsafe/iad-agent/agent/notify"
 	"github.com/iadsafe/iad-agent/agent/snmp"
-	"github.com/iadsafe/iad-agent/agent/transfer"
 	"github.com/iadsafe/iad-agent/bank"
 	"github.com/iadsafe/iad-agent/mib"
 )
@@ -252,13 +250,6 @@ func (a *Agent) close() {
 func (a *Agent) currentVersion() string {
 	s := a.banks.Snapshot()
 	return s.Slots[a.banks.Running()].Version
-}
-
-// remoteFailure reports whether a transfer error came from the server or
-// the network rather than from our own side aborting it: such an error
-// explains a failed operation better than the truncated stream it caused.
-func remoteFailure(err error) bool {
-	return err != nil && !errorsIsAny(err, transfer.ErrLocal, transfer.ErrCanceled, context.Canceled, io.ErrClosedPipe)
 }
 
 // errorsIsAny reports whether err matches any of targets.
