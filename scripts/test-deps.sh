@@ -7,7 +7,7 @@
 # and the local account the FTP tests log in with is created.
 set -eu
 
-PACKAGES="snmp snmpd snmptrapd tftpd-hpa vsftpd smitools curl time"
+PACKAGES="snmp snmpd snmptrapd tftpd-hpa vsftpd smitools curl time openssl"
 FTP_USER=iadftp
 FTP_PASSWORD=iadftp-test-pw
 FTP_HOME=/var/lib/iadftp

@@ -68,6 +68,11 @@ func startAgentBin(t testing.TB, bin, dataDir string, extraArgs ...string) *Agen
 		Community: flagValue(extraArgs, "ro-community", "public"),
 	}
 	t.Cleanup(func() {
+		// An agent built with -race reports races on stderr and keeps
+		// running: make them fail the test.
+		if b, err := os.ReadFile(a.LogPath); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
+			t.Errorf("the agent reported a data race; see its log")
+		}
 		if t.Failed() {
 			t.Logf("iad-agent log %s (tail):\n%s", a.LogPath, a.LogTail(tailLines))
 		}

@@ -49,6 +49,9 @@ func TestFullCycle(t *testing.T) {
 		t.Fatalf("after reset: got %+v, want 2.0.0 from bank B", got)
 	}
 	r.waitBankState(t, 2, mib.BankActive) // the health check committed it
+	if vbs := r.ro.Walk(t, "iadBankTable"); len(vbs) != 2*4 {
+		t.Errorf("snmpwalk iadBankTable: got %d variables, want 8 (2 banks x 4 columns): %v", len(vbs), vbs)
+	}
 	if got := r.sw(t); got.stateA != strconv.Itoa(int(mib.BankValid)) {
 		t.Errorf("bank A after commit: got state %s, want valid (kept as the previous software)", got.stateA)
 	}
