@@ -114,3 +114,38 @@ func TestFullCycle(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6Servers runs backup, upgrade and restore against servers on ::1,
+// named by a 16-octet InetAddress.
+func TestIPv6Servers(t *testing.T) {
+	r := newRig(t, rigOptions{noFTP: true})
+	tftpDir := t.TempDir()
+	tftp6 := StartTFTPOn(t, "::1", tftpDir, true)
+	ftpDir, err := os.MkdirTemp("", "iad-ftp6-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ftpDir) })
+	ftp6 := StartFTPOn(t, "::1", ftpDir)
+	v6 := func(port int) []string {
+		return []string{"iadOpServerAddressType", "i", "ipv6", "iadOpServerAddress", "x", "00000000000000000000000000000001", "iadOpServerPort", "u", strconv.Itoa(port)}
+	}
+	original := configDigest(t, r.liveDir())
+	r.mustSucceed(t, 1, "backupConfig", "tftp", "backup6.tar", v6(tftp6.Port)...)
+	r.image(t, "v2.img", "2.0.0", testHW, r.key, 1<<20)
+	img, err := os.ReadFile(filepath.Join(r.tftp.Dir, "v2.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ftp6.WriteFile(t, "v2.img", img)
+	r.mustSucceed(t, 2, "upgrade", "ftp", "v2.img", append(v6(ftp6.Port),
+		"iadOpUserName", "s", ftp6.User, "iadOpPassword", "s", ftp6.Password)...)
+	if got := r.sw(t); got.nextBank != "2" {
+		t.Fatalf("after an upgrade from [::1]: got %+v, want bank B armed", got)
+	}
+	os.WriteFile(filepath.Join(r.liveDir(), "users.conf"), []byte("format-version = 1\n"), 0o644)
+	r.mustSucceed(t, 3, "restoreConfig", "tftp", "backup6.tar", v6(tftp6.Port)...)
+	if got := configDigest(t, r.liveDir()); got != original {
+		t.Fatalf("config after restore from [::1]: digest %s, want %s", got, original)
+	}
+}

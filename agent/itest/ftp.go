@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,9 +26,12 @@ const (
 )
 
 // FTPServer is a running vsftpd serving Dir as the login directory of
-// User on 127.0.0.1:Port.
+// User on Host:Port.
 type FTPServer struct {
-	Dir            string
+	Dir string
+	// Host is the loopback address the server listens on: "127.0.0.1"
+	// (StartFTP) or "::1".
+	Host           string
 	Port           int
 	PID            int
 	User, Password string
@@ -40,22 +44,38 @@ type FTPServer struct {
 	proc     *process
 }
 
-// Addr is "127.0.0.1:Port".
-func (s *FTPServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+// Addr is "Host:Port", with IPv6 hosts in brackets: "127.0.0.1:21",
+// "[::1]:21".
+func (s *FTPServer) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
-// URL returns ftp://user:password@127.0.0.1:Port/name.
+// AddrPort is Addr as a netip.AddrPort.
+func (s *FTPServer) AddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr(s.Host), uint16(s.Port))
+}
+
+// URL returns ftp://user:password@Addr/name.
 func (s *FTPServer) URL(name string) string {
 	return fmt.Sprintf("ftp://%s:%s@%s/%s", s.User, s.Password, s.Addr(), strings.TrimPrefix(name, "/"))
 }
 
 // StartFTP starts vsftpd in the foreground with its own configuration,
 // serving dir (handed over to the iadftp account so uploads work) on a
-// free loopback port with passive ports on loopback. It needs root: vsftpd
-// authenticates real accounts through PAM. Files already in dir are
+// free port of 127.0.0.1 with passive ports there too. It needs root:
+// vsftpd authenticates real accounts through PAM. Files already in dir are
 // handed over too; add files later with WriteFile.
 func StartFTP(t testing.TB, dir string) *FTPServer {
 	t.Helper()
+	return StartFTPOn(t, "127.0.0.1", dir)
+}
+
+// StartFTPOn is StartFTP on the loopback address host, "127.0.0.1" or
+// "::1". On "::1" clients get the passive data port through EPSV. Without
+// an IPv6 loopback on the machine, "::1" skips the test (fails it when
+// CI=true).
+func StartFTPOn(t testing.TB, host, dir string) *FTPServer {
+	t.Helper()
 	bin := RequireTool(t, "vsftpd")
+	a := loopbackAddr(t, host)
 	if !isRoot() {
 		skipOrFatal(t, "vsftpd needs root to authenticate the %s account", FTPUser)
 	}
@@ -77,17 +97,17 @@ func StartFTP(t testing.TB, dir string) *FTPServer {
 	logPath := filepath.Join(work, "vsftpd.log")
 	var lastErr error
 	for range 3 {
-		port := FreeTCPPort(t)
-		pasvMin, pasvMax := freeTCPRange(t, 8)
+		port := FreeTCPPortOn(t, a.String())
+		pasvMin, pasvMax := freeTCPRange(t, a, 8)
 		conf := filepath.Join(work, "vsftpd-"+strconv.Itoa(port)+".conf")
-		if err := os.WriteFile(conf, []byte(vsftpdConfig(port, pasvMin, pasvMax, dir, empty, logPath)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(vsftpdConfig(a, port, pasvMin, pasvMax, dir, empty, logPath)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		p, err := launch("vsftpd", logPath, nil, bin, conf)
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
-		s := &FTPServer{Dir: dir, Port: port, PID: p.pid(), User: FTPUser, Password: FTPPassword,
+		s := &FTPServer{Dir: dir, Host: a.String(), Port: port, PID: p.pid(), User: FTPUser, Password: FTPPassword,
 			LogPath: logPath, Config: conf, uid: uid, gid: gid, proc: p}
 		t.Cleanup(s.Stop)
 		lastErr = p.waitStarted(startTimeout, s.probe)
@@ -99,7 +119,7 @@ func StartFTP(t testing.TB, dir string) *FTPServer {
 			break // a new port will not fix a refused login
 		}
 	}
-	t.Fatalf("vsftpd did not start: %v\nlog %s:\n%s", lastErr, logPath, logTail(logPath, tailLines))
+	t.Fatalf("vsftpd did not start on %s: %v\nlog %s:\n%s", a, lastErr, logPath, logTail(logPath, tailLines))
 	return nil
 }
 
@@ -140,54 +160,65 @@ func (s *FTPServer) probe() error {
 }
 
 // vsftpdConfig is the whole configuration: nothing comes from
-// /etc/vsftpd.conf.
-func vsftpdConfig(port, pasvMin, pasvMax int, root, emptyDir, logPath string) string {
-	return strings.Join([]string{
+// /etc/vsftpd.conf. vsftpd listens on one family only: listen=YES is IPv4,
+// listen_ipv6=YES is IPv6, and both at once refuse to start.
+func vsftpdConfig(host netip.Addr, port, pasvMin, pasvMax int, root, emptyDir, logPath string) string {
+	listen := []string{
 		"listen=YES",
 		"listen_ipv6=NO",
-		"listen_address=127.0.0.1",
-		"listen_port=" + strconv.Itoa(port),
+		"listen_address=" + host.String(),
+		// Only PASV replies carry an address, and only an IPv4 one.
+		"pasv_address=" + host.String(),
+	}
+	if host.Is6() {
+		listen = []string{
+			"listen=NO",
+			"listen_ipv6=YES",
+			"listen_address6=" + host.String(),
+		}
+	}
+	return strings.Join(append(listen,
+		"listen_port="+strconv.Itoa(port),
 		"background=NO",
 		"anonymous_enable=NO",
 		"local_enable=YES",
 		"write_enable=YES",
 		"local_umask=022",
-		"local_root=" + root,
+		"local_root="+root,
 		"chroot_local_user=NO",
 		"userlist_enable=NO",
 		"pam_service_name=vsftpd",
 		"connect_from_port_20=NO",
 		"port_enable=YES",
 		"pasv_enable=YES",
-		"pasv_address=127.0.0.1",
-		"pasv_min_port=" + strconv.Itoa(pasvMin),
-		"pasv_max_port=" + strconv.Itoa(pasvMax),
+		"pasv_min_port="+strconv.Itoa(pasvMin),
+		"pasv_max_port="+strconv.Itoa(pasvMax),
 		"seccomp_sandbox=NO",
 		"isolate=NO",
 		"isolate_network=NO",
-		"secure_chroot_dir=" + emptyDir,
+		"secure_chroot_dir="+emptyDir,
 		"ssl_enable=NO",
 		"syslog_enable=NO",
 		"xferlog_enable=YES",
 		"xferlog_std_format=NO",
 		"log_ftp_protocol=YES",
-		"vsftpd_log_file=" + logPath,
+		"vsftpd_log_file="+logPath,
 		"",
-	}, "\n")
+	), "\n")
 }
 
-// freeTCPRange finds n consecutive free loopback TCP ports for vsftpd's
+// freeTCPRange finds n consecutive free TCP ports on host for vsftpd's
 // passive range.
-func freeTCPRange(t testing.TB, n int) (int, int) {
+func freeTCPRange(t testing.TB, host netip.Addr, n int) (int, int) {
 	t.Helper()
 	for range 50 {
-		base := FreeTCPPort(t)
+		base := FreeTCPPortOn(t, host.String())
 		if base+n-1 > 65535 {
 			continue
 		}
 		ok := true
 		for p := base + 1; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
+			l, err := net.ListenTCP(tcpNet(host), net.TCPAddrFromAddrPort(netip.AddrPortFrom(host, uint16(p))))
 			if err != nil {
 				ok = false
 				break
@@ -198,7 +229,7 @@ func freeTCPRange(t testing.TB, n int) (int, int) {
 			return base, base + n - 1
 		}
 	}
-	t.Fatalf("no %d consecutive free tcp ports on 127.0.0.1", n)
+	t.Fatalf("no %d consecutive free tcp ports on %s", n, host)
 	return 0, 0
 }
 

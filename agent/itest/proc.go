@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -65,9 +66,17 @@ func skipOrFatal(t testing.TB, format string, args ...any) {
 // FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
 func FreeUDPPort(t testing.TB) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	return FreeUDPPortOn(t, "127.0.0.1")
+}
+
+// FreeUDPPortOn returns a UDP port on the loopback address host
+// ("127.0.0.1" or "::1") that was free a moment ago.
+func FreeUDPPortOn(t testing.TB, host string) int {
+	t.Helper()
+	a := loopbackAddr(t, host)
+	c, err := net.ListenUDP(udpNet(a), net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
 	if err != nil {
-		t.Fatalf("free udp port: %v", err)
+		t.Fatalf("free udp port on %s: %v", a, err)
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
@@ -76,12 +85,55 @@ func FreeUDPPort(t testing.TB) int {
 // FreeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreeTCPPort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	return FreeTCPPortOn(t, "127.0.0.1")
+}
+
+// FreeTCPPortOn returns a TCP port on the loopback address host
+// ("127.0.0.1" or "::1") that was free a moment ago.
+func FreeTCPPortOn(t testing.TB, host string) int {
+	t.Helper()
+	a := loopbackAddr(t, host)
+	l, err := net.ListenTCP(tcpNet(a), net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
 	if err != nil {
-		t.Fatalf("free tcp port: %v", err)
+		t.Fatalf("free tcp port on %s: %v", a, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// loopbackAddr parses host and insists on a loopback address, so the
+// harness can never be pointed at a real network. A host the machine
+// cannot bind (no IPv6 loopback, typically) is a missing prerequisite:
+// it skips the test, or fails it when CI=true.
+func loopbackAddr(t testing.TB, host string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil || !a.IsLoopback() || a.Zone() != "" {
+		t.Fatalf("itest: host %q is not a loopback address", host)
+	}
+	a = a.Unmap()
+	c, err := net.ListenUDP(udpNet(a), net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
+	if err != nil {
+		skipOrFatal(t, "no loopback address %s on this machine: %v", a, err)
+	}
+	c.Close()
+	return a
+}
+
+// udpNet and tcpNet pin the socket family to the address, so "::1" never
+// ends up on a dual-stack socket and "127.0.0.1" never on an IPv6 one.
+func udpNet(a netip.Addr) string {
+	if a.Is4() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
+func tcpNet(a netip.Addr) string {
+	if a.Is4() {
+		return "tcp4"
+	}
+	return "tcp6"
 }
 
 // process is one started server: its own process group, output appended

@@ -142,8 +142,11 @@ func (r *rig) opArgs(idx int, typ, proto, file string, extra ...string) []string
 	}
 	add("iadOpType", "i", typ)
 	if proto != "" {
-		port := r.tftp.Port
-		if proto == "ftp" {
+		port := 0
+		switch {
+		case proto == "tftp" && r.tftp != nil:
+			port = r.tftp.Port
+		case proto == "ftp" && r.ftp != nil:
 			port = r.ftp.Port
 			add("iadOpUserName", "s", r.ftp.User)
 			add("iadOpPassword", "s", r.ftp.Password)

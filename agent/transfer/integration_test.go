@@ -7,21 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iadsafe/iad-agent/agent/itest"
 )
 
-// Integration tests against tftpd-hpa and vsftpd on loopback.
+// Integration tests against tftpd-hpa and vsftpd on loopback, started by
+// the shared harness in agent/itest.
 
 func TestTFTPDIntegration(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	addr := startTFTPD(t, dir, true)
+	s := itest.StartTFTP(t, t.TempDir(), true)
+	dir, addr := s.Dir, s.AddrPort()
 	sizes := []int{0, 1, 511, 512, 1467, 1468, 3 * 1468, 256<<10 + 13}
 	for _, blk := range []int{512, 1468, 8192} {
 		for _, size := range sizes {
@@ -75,7 +77,7 @@ func TestTFTPDIntegration(t *testing.T) {
 		t.Logf("operator sees: %v", err)
 	})
 	t.Run("nothing listening", func(t *testing.T) {
-		req := tftpReq(netip.AddrPortFrom(addr.Addr(), uint16(freePort(t, "udp", "127.0.0.1"))), "f")
+		req := tftpReq(netip.AddrPortFrom(addr.Addr(), uint16(itest.FreeUDPPort(t))), "f")
 		req.Timeout = 200 * time.Millisecond
 		req.Retries = 1
 		_, err := Download(context.Background(), req, io.Discard, Hooks{})
@@ -88,30 +90,29 @@ func TestTFTPDIntegration(t *testing.T) {
 
 func TestTFTPDUploadRefused(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	addr := startTFTPD(t, dir, false) // no -c: new files are refused
-	_, err := Upload(context.Background(), tftpReq(addr, "new.bin"), strings.NewReader("data"), 4, Hooks{})
+	s := itest.StartTFTP(t, t.TempDir(), false) // no -c: new files are refused
+	_, err := Upload(context.Background(), tftpReq(s.AddrPort(), "new.bin"), strings.NewReader("data"), 4, Hooks{})
 	if !errors.Is(err, ErrAccessDenied) {
 		t.Fatalf("got %v, want ErrAccessDenied", err)
 	}
 	t.Logf("operator sees: %v", err)
-	if _, err := os.Stat(filepath.Join(dir, "new.bin")); err == nil {
+	if _, err := os.Stat(filepath.Join(s.Dir, "new.bin")); err == nil {
 		t.Errorf("refused upload left a file behind")
 	}
 }
 
-func ftpReq(s *ftpServer, file string) Request {
-	return Request{Protocol: FTP, Server: s.addr, File: file, User: ftpTestUser, Password: ftpTestPassword, Timeout: 5 * time.Second}
+func ftpReq(s *itest.FTPServer, file string) Request {
+	return Request{Protocol: FTP, Server: s.AddrPort(), File: file, User: s.User, Password: s.Password, Timeout: 5 * time.Second}
 }
 
 func TestVsftpdIntegration(t *testing.T) {
 	t.Parallel()
-	s := startVsftpd(t, "127.0.0.1")
+	s := itest.StartFTP(t, t.TempDir())
 	for _, size := range []int{0, 1, 32<<10 - 1, 1<<20 + 13} {
 		t.Run(fmt.Sprintf("size %d", size), func(t *testing.T) {
 			data := randomBytes(size, uint64(size))
 			down := fmt.Sprintf("down-%d.bin", size)
-			s.put(t, down, data)
+			s.WriteFile(t, down, data)
 			var got bytes.Buffer
 			var h hookLog
 			n, err := Download(context.Background(), ftpReq(s, down), &got, h.hooks())
@@ -133,7 +134,7 @@ func TestVsftpdIntegration(t *testing.T) {
 				t.Errorf("Upload sent %d bytes, want %d", n, size)
 			}
 			uh.check(t, int64(size), int64(size))
-			stored, err := os.ReadFile(filepath.Join(s.dir, up))
+			stored, err := os.ReadFile(filepath.Join(s.Dir, up))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,12 +144,12 @@ func TestVsftpdIntegration(t *testing.T) {
 		})
 	}
 	t.Run("upload of unknown size overwrites", func(t *testing.T) {
-		s.put(t, "over.bin", []byte("old contents, longer than the new"))
+		s.WriteFile(t, "over.bin", []byte("old contents, longer than the new"))
 		data := randomBytes(5000, 77)
 		if _, err := Upload(context.Background(), ftpReq(s, "over.bin"), bytes.NewReader(data), -1, Hooks{}); err != nil {
 			t.Fatalf("Upload: %v", err)
 		}
-		stored, _ := os.ReadFile(filepath.Join(s.dir, "over.bin"))
+		stored, _ := os.ReadFile(filepath.Join(s.Dir, "over.bin"))
 		if !bytes.Equal(stored, data) {
 			t.Errorf("server stored %d bytes, want %d", len(stored), len(data))
 		}
@@ -159,11 +160,11 @@ func TestVsftpdIntegration(t *testing.T) {
 		upload bool
 		want   error
 	}{
-		{"wrong password", Request{Protocol: FTP, Server: s.addr, File: "down-1.bin", User: ftpTestUser, Password: "wrong"}, false, ErrAuth},
-		{"anonymous refused", Request{Protocol: FTP, Server: s.addr, File: "down-1.bin"}, false, ErrAuth},
+		{"wrong password", Request{Protocol: FTP, Server: s.AddrPort(), File: "down-1.bin", User: s.User, Password: "wrong"}, false, ErrAuth},
+		{"anonymous refused", Request{Protocol: FTP, Server: s.AddrPort(), File: "down-1.bin"}, false, ErrAuth},
 		{"not found", ftpReq(s, "missing.bin"), false, ErrNotFound},
 		{"upload into missing directory", ftpReq(s, "no/such/dir/x.bin"), true, ErrAccessDenied},
-		{"nothing listening", Request{Protocol: FTP, Server: netip.AddrPortFrom(s.addr.Addr(), uint16(freePort(t, "tcp", "127.0.0.1"))), File: "x"}, false, ErrUnreachable},
+		{"nothing listening", Request{Protocol: FTP, Server: netip.AddrPortFrom(s.AddrPort().Addr(), uint16(itest.FreeTCPPort(t))), File: "x"}, false, ErrUnreachable},
 	}
 	for _, tt := range errorCases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,7 +182,7 @@ func TestVsftpdIntegration(t *testing.T) {
 		})
 	}
 	t.Run("cancel", func(t *testing.T) {
-		s.put(t, "big.bin", randomBytes(8<<20, 3))
+		s.WriteFile(t, "big.bin", randomBytes(8<<20, 3))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		w := &lateWriter{t: t}
@@ -195,25 +196,42 @@ func TestVsftpdIntegration(t *testing.T) {
 
 func TestVsftpdIPv6(t *testing.T) {
 	t.Parallel()
-	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err) // a property of the machine, not a missing tool
-	} else {
-		l.Close()
-	}
-	s := startVsftpd(t, "::1")
+	s := itest.StartFTPOn(t, "::1", t.TempDir())
 	data := randomBytes(100_000, 6)
-	s.put(t, "v6.bin", data)
+	s.WriteFile(t, "v6.bin", data)
 	var got bytes.Buffer
 	if _, err := Download(context.Background(), ftpReq(s, "v6.bin"), &got, Hooks{}); err != nil {
-		t.Fatalf("Download from %s: %v", s.addr, err)
+		t.Fatalf("Download from %s: %v", s.Addr(), err)
 	}
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Errorf("got %d bytes, want the %d bytes served", got.Len(), len(data))
 	}
 	if _, err := Upload(context.Background(), ftpReq(s, "up6.bin"), bytes.NewReader(data), int64(len(data)), Hooks{}); err != nil {
-		t.Fatalf("Upload to %s: %v", s.addr, err)
+		t.Fatalf("Upload to %s: %v", s.Addr(), err)
 	}
-	if stored, _ := os.ReadFile(filepath.Join(s.dir, "up6.bin")); !bytes.Equal(stored, data) {
+	if stored, _ := os.ReadFile(filepath.Join(s.Dir, "up6.bin")); !bytes.Equal(stored, data) {
+		t.Errorf("server stored %d bytes, want %d", len(stored), len(data))
+	}
+}
+
+func TestTFTPDIPv6(t *testing.T) {
+	t.Parallel()
+	s := itest.StartTFTPOn(t, "::1", t.TempDir(), true)
+	data := randomBytes(100_000, 7)
+	if err := os.WriteFile(filepath.Join(s.Dir, "v6.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if _, err := Download(context.Background(), tftpReq(s.AddrPort(), "v6.bin"), &got, Hooks{}); err != nil {
+		t.Fatalf("Download from %s: %v", s.Addr(), err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Errorf("got %d bytes, want the %d bytes served", got.Len(), len(data))
+	}
+	if _, err := Upload(context.Background(), tftpReq(s.AddrPort(), "up6.bin"), bytes.NewReader(data), int64(len(data)), Hooks{}); err != nil {
+		t.Fatalf("Upload to %s: %v", s.Addr(), err)
+	}
+	if stored, _ := os.ReadFile(filepath.Join(s.Dir, "up6.bin")); !bytes.Equal(stored, data) {
 		t.Errorf("server stored %d bytes, want %d", len(stored), len(data))
 	}
 }
