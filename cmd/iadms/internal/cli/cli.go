@@ -423,6 +423,7 @@ type view interface {
 func newView(stdio IO, total int) (view, func()) {
 	if term.IsTerminal(stdio.Stdout) {
 		b := term.NewBars(stdio.Stdout, term.Width(stdio.Stdout), total, 200*time.Millisecond)
+		b.Verbose = total <= 1
 		return b, b.Close
 	}
 	return &term.Lines{W: stdio.Stdout, Progress: total <= 1}, func() {}

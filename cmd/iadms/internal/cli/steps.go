@@ -214,4 +214,3 @@ func revertCmd(ctx context.Context, args []string, stdio IO) int {
 	fmt.Fprintf(stdio.Stdout, "%s runs %s from %s; next boot: %s\n", p.Options().Device, sw.Version, sw.Active, sw.Next)
 	return ExitOK
 }
-

@@ -171,6 +171,8 @@ type Procedure struct {
 	freeRetry bool
 	// reverted keeps the last iadBootRevertedNotify heard, for the report.
 	reverted *traps.Event
+	// resuming is set until the first step of a resumed run starts.
+	resuming bool
 }
 
 // New prepares a procedure; events may be nil (polling only).
@@ -292,6 +294,7 @@ func (p *Procedure) load(ctx context.Context) error {
 			p.rec.Image.Name = name
 			p.rec.Resumed++
 			p.freeRetry = p.files.Embedded()
+			p.resuming = true
 			p.observe(Update{Kind: Info, Text: fmt.Sprintf("resuming run %s at step %s", r.RunID, r.Step)})
 			p.log.Info("resuming", "run", r.RunID, "step", r.Step)
 			return p.save(ctx)
@@ -334,9 +337,11 @@ func (p *Procedure) runStep(ctx context.Context) error {
 	if p.rec.Failures == nil {
 		p.rec.Failures = map[journal.Step]int{}
 	}
-	if p.rec.Pending == nil || p.rec.Pending.Step != step {
+	// A step a resumed run takes over continues its attempt.
+	if !p.resuming || p.rec.Attempts[step] == 0 {
 		p.rec.Attempts[step]++
 	}
+	p.resuming = false
 	attempt := p.rec.Attempts[step]
 	started := p.opts.Now()
 	p.observe(Update{Kind: StepStarted, Step: step, Attempt: attempt})
@@ -421,6 +426,7 @@ func (p *Procedure) runStep(ctx context.Context) error {
 		if f.Cause == CauseReverted {
 			reason = "upgrade FAILED: " + reason
 		}
+		p.noteVersion(ctx)
 		p.finish(status, reason)
 		return p.save(ctx)
 	}
@@ -440,6 +446,16 @@ func transferCause(c string) bool {
 		return true
 	}
 	return false
+}
+
+// noteVersion records what the device runs when a run ends in failure,
+// for the report (best effort: the device may be unreachable).
+func (p *Procedure) noteVersion(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if sw, err := p.dev.Software(ctx); err == nil {
+		p.rec.FinalVersion = sw.Version
+	}
 }
 
 func (p *Procedure) finish(st journal.Status, reason string) {

@@ -167,10 +167,14 @@ type Bars struct {
 	w     io.Writer
 	width int
 	total int
+	// Verbose prints every update as a line above the bars (one device);
+	// otherwise only failures and outcomes are (a fleet).
+	Verbose bool
 
 	mu      sync.Mutex
 	devs    map[string]*barState
 	drawn   int
+	frame   string // what is on screen now
 	done    int
 	failed  int
 	paused  bool
@@ -199,7 +203,9 @@ func NewBars(w io.Writer, width, total int, interval time.Duration) *Bars {
 				return
 			case <-t.C:
 				b.mu.Lock()
-				b.redraw()
+				if f := b.render(); f != b.frame {
+					b.redraw()
+				}
 				b.mu.Unlock()
 			}
 		}
@@ -216,6 +222,16 @@ func (b *Bars) Update(u procedure.Update) {
 		st = &barState{started: u.Time}
 		b.devs[u.Device] = st
 	}
+	if b.Verbose && u.Kind != procedure.Progress {
+		if s, ok := line(u, false); ok {
+			b.printAbove(s)
+		}
+		if u.Kind == procedure.Finished {
+			delete(b.devs, u.Device)
+			b.done++
+			return
+		}
+	}
 	switch u.Kind {
 	case procedure.StepStarted:
 		st.step, st.percent, st.text = u.Step, 0, ""
@@ -226,7 +242,9 @@ func (b *Bars) Update(u procedure.Update) {
 	case procedure.Info, procedure.Notification:
 		st.text = u.Text
 	case procedure.StepFailed:
-		b.printAbove(fmt.Sprintf("%s: %s: FAILED: %s", u.Device, u.Step, u.Text))
+		if !b.Verbose {
+			b.printAbove(fmt.Sprintf("%s: %s: FAILED: %s", u.Device, u.Step, u.Text))
+		}
 	case procedure.Finished:
 		delete(b.devs, u.Device)
 		b.done++
@@ -267,6 +285,7 @@ func (b *Bars) clear() {
 	for ; b.drawn > 0; b.drawn-- {
 		io.WriteString(b.w, "\x1b[1A\x1b[2K")
 	}
+	b.frame = ""
 }
 
 func (b *Bars) printAbove(s string) {
@@ -285,6 +304,14 @@ func (b *Bars) redraw() {
 		return
 	}
 	b.clear()
+	f := b.render()
+	io.WriteString(b.w, f)
+	b.frame, b.drawn = f, strings.Count(f, "\n")
+}
+
+// render draws the frame: one bar per device under way (the first
+// maxBars by name) and, for a fleet, a summary line.
+func (b *Bars) render() string {
 	names := make([]string, 0, len(b.devs))
 	for n := range b.devs {
 		names = append(names, n)
@@ -294,10 +321,12 @@ func (b *Bars) redraw() {
 	if len(shown) > maxBars {
 		shown = shown[:maxBars]
 	}
+	var sb strings.Builder
 	for _, n := range shown {
-		st := b.devs[n]
-		fmt.Fprintf(b.w, "%s\n", b.bar(n, st))
-		b.drawn++
+		sb.WriteString(b.bar(n, b.devs[n]) + "\n")
+	}
+	if b.total == 1 {
+		return sb.String()
 	}
 	sum := fmt.Sprintf("%d running, %d finished (%d failed)", len(b.devs), b.done, b.failed)
 	if b.total > 0 {
@@ -306,8 +335,8 @@ func (b *Bars) redraw() {
 	if len(names) > len(shown) {
 		sum += fmt.Sprintf(" (%d more not shown)", len(names)-len(shown))
 	}
-	fmt.Fprintf(b.w, "%s\n", b.fit(sum))
-	b.drawn++
+	sb.WriteString(b.fit(sum) + "\n")
+	return sb.String()
 }
 
 func (b *Bars) bar(name string, st *barState) string {

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iadsafe/iad-agent/cmd/iadms/internal/journal"
+	"github.com/iadsafe/iad-agent/mib"
+)
+
+// TestUpgradeGoldenPath is one device upgraded end to end with the
+// embedded server, watched through notifications and polling: backup,
+// upgrade, reset, boot on trial, commit, restore.
+func TestUpgradeGoldenPath(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{})
+	img := s.image(t, "v2.img", "2.0.0", 1, 256<<10)
+	before := configDigest(t, liveDir(a))
+	gen, _ := os.Readlink(liveDir(a))
+	rep := filepath.Join(s.dir, "report.json")
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", img, "--report", rep)
+	if r.code != 0 {
+		t.Fatalf("upgrade failed:\n%s", r)
+	}
+	wantRunning(t, a, "2.0.0", mib.BankB)
+	if after := configDigest(t, liveDir(a)); after != before {
+		t.Errorf("configuration after the upgrade differs from before")
+	}
+	if now, _ := os.Readlink(liveDir(a)); now == gen {
+		t.Errorf("live configuration still %s: the restore did not swap in a new generation", now)
+	}
+	got := readReport(t, rep)
+	if len(got.Devices) != 1 {
+		t.Fatalf("report: %d devices", len(got.Devices))
+	}
+	d := got.Devices[0]
+	if d.Status != string(journal.Succeeded) || d.OldVersion != "1.0.0" || d.NewVersion != "2.0.0" {
+		t.Errorf("report: got %+v", d)
+	}
+	var steps []string
+	for _, st := range d.Steps {
+		if !st.OK || st.Attempts != 1 {
+			t.Errorf("step %s: %+v, want one successful attempt", st.Step, st)
+		}
+		steps = append(steps, st.Step)
+	}
+	if got, want := strings.Join(steps, ","), "preflight,backup,upgrade,reset,boot,commit,restore"; got != want {
+		t.Errorf("steps: got %s, want %s", got, want)
+	}
+	for _, want := range []string{"notification: coldStart", "iadOpCompletedNotify", "iadBootCommittedNotify", "1.0.0 -> 2.0.0"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	counts := opCounts(t, a)
+	for _, k := range []string{"backupConfig/successful", "upgrade/successful", "reset/successful", "restoreConfig/successful"} {
+		if counts[k] != 1 {
+			t.Errorf("agent rows: %s = %d, want 1 (all: %v)", k, counts[k], counts)
+		}
+	}
+	// A second run finds the device up to date and does nothing.
+	r2 := s.run(t, "upgrade", "--device", a.Target(), "--image", img)
+	if r2.code != 0 || !strings.Contains(r2.stdout, "up-to-date") {
+		t.Errorf("second run: want up-to-date\n%s", r2)
+	}
+	noSecrets(t, []string{r.stdout, r.stderr, r2.stdout, r2.stderr},
+		rep, filepath.Join(s.state, "iadms.log"), filepath.Join(s.state, "journal.db"))
+}
+
+// TestUpgradePollingOnly: no notification reaches iadms (the agent has no
+// trap destination and iadms does not listen); polling alone completes
+// the job.
+func TestUpgradePollingOnly(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{noTraps: true})
+	img := s.image(t, "v2.img", "2.0.0", 1, 128<<10)
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", img, "--trap-listen", "off")
+	if r.code != 0 {
+		t.Fatalf("upgrade failed:\n%s", r)
+	}
+	if !strings.Contains(r.stdout, "polling only") || strings.Contains(r.stdout, "notification:") {
+		t.Errorf("want a polling-only run without notifications:\n%s", r.stdout)
+	}
+	wantRunning(t, a, "2.0.0", mib.BankB)
+}
+
+// TestUpgradeConvertsConfig: the new software expects configuration
+// format 2, so the backup (format 1) is converted before the restore. The
+// converter fails on its first run; the unattended retry (--retries 1)
+// converts again and restores.
+func TestUpgradeConvertsConfig(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{})
+	img := s.image(t, "v2.img", "2.0.0", 2, 128<<10)
+	mark := filepath.Join(s.dir, "converter-ran-once")
+	script := filepath.Join(s.dir, "convert.sh")
+	conv := `#!/bin/sh
+set -e
+from=$1 to=$2 dir=$3
+if [ ! -e ` + mark + ` ]; then : > ` + mark + `; echo "converter: first run fails on purpose" >&2; exit 3; fi
+printf 'format-version=%s\nconverted-from=%s\n' "$to" "$from" > "$dir/format.conf"
+sed -i 's/^/v2 /' "$dir/ports.conf"
+`
+	if err := os.WriteFile(script, []byte(conv), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := os.ReadFile(filepath.Join(liveDir(a), "ports.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(s.dir, "report.json")
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", img, "--convert", script, "--retries", "1", "--report", rep)
+	if r.code != 0 {
+		t.Fatalf("upgrade failed:\n%s", r)
+	}
+	wantRunning(t, a, "2.0.0", mib.BankB)
+	got, err := os.ReadFile(filepath.Join(liveDir(a), "format.conf"))
+	if err != nil || string(got) != "format-version=2\nconverted-from=1\n" {
+		t.Errorf("format.conf: got %q, %v", got, err)
+	}
+	gotPorts, _ := os.ReadFile(filepath.Join(liveDir(a), "ports.conf"))
+	if !strings.HasPrefix(string(gotPorts), "v2 ") || strings.Count(string(gotPorts), "\n") != strings.Count(string(ports), "\n") {
+		t.Errorf("ports.conf not converted line by line:\n%s", gotPorts)
+	}
+	d := readReport(t, rep).Devices[0]
+	var restore string
+	for _, st := range d.Steps {
+		if st.Step == "restore" {
+			restore = strings.Join(st.Failures, ";")
+			if st.Attempts != 2 || !st.OK {
+				t.Errorf("restore: got %+v, want ok at the second attempt", st)
+			}
+		}
+	}
+	if !strings.Contains(restore, "conversion") || !strings.Contains(restore, "first run fails on purpose") {
+		t.Errorf("restore failure: got %q", restore)
+	}
+}
+
+// TestRevertedBySelfIsFailure: the new software never passes its health
+// check (the device is killed before it, as a crash would), so once its
+// trial boots run out the device goes back to the previous software. iadms
+// must report a failed upgrade with the reason, never success.
+func TestRevertedBySelfIsFailure(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{commitAfter: "1h"})
+	setBootLimit(t, a, 2)
+	img := s.image(t, "v2.img", "2.0.0", 1, 128<<10)
+	rep := filepath.Join(s.dir, "report.json")
+	p := s.start(t, "upgrade", "--device", a.Target(), "--image", img, "--report", rep)
+	p.waitFor(t, "waiting for the device to commit 2.0.0")
+	crashUntilReverted(t, a, 2)
+	if code := p.wait(t); code != 1 {
+		t.Fatalf("exit code %d, want 1 (failed):\n%s", code, p.output())
+	}
+	d := readReport(t, rep).Devices[0]
+	if d.Status != string(journal.Failed) || !strings.Contains(d.Reason, "reverted by itself") || !strings.Contains(d.Reason, "it runs 1.0.0 from bankA again") {
+		t.Errorf("report: got status %s reason %q, want failed with the revert explained", d.Status, d.Reason)
+	}
+	if !strings.Contains(p.output(), "FAIL:reverted") {
+		t.Errorf("table lacks FAIL:reverted:\n%s", p.output())
+	}
+	wantRunning(t, a, "1.0.0", mib.BankA)
+	t.Logf("iadms output:\n%s", p.output())
+}
