@@ -94,8 +94,8 @@ func (p *Procedure) software(ctx context.Context, step journal.Step, budget time
 func (p *Procedure) runOp(ctx context.Context, step journal.Step, req device.Request, timeout time.Duration) (device.Op, error) {
 	deadline := time.Now().Add(timeout + opGrace)
 	req.Timeout = timeout
-	loc := p.files.Location()
 	if req.Type == mib.OpBackupConfig || req.Type == mib.OpUpgrade || req.Type == mib.OpRestoreConfig {
+		loc := p.files.Location()
 		req.Protocol, req.Server, req.User, req.Password = loc.Protocol, loc.Server, loc.User, loc.Password
 	}
 	var idx uint32
