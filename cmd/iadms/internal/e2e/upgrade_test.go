@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/iadsafe/iad-agent/agent/itest"
 	"github.com/iadsafe/iad-agent/cmd/iadms/internal/journal"
 	"github.com/iadsafe/iad-agent/mib"
 )
@@ -164,4 +166,51 @@ func TestRevertedBySelfIsFailure(t *testing.T) {
 	}
 	wantRunning(t, a, "1.0.0", mib.BankA)
 	t.Logf("iadms output:\n%s", p.output())
+}
+
+// TestUpgradeExternalFTP runs the whole upgrade through an external FTP
+// server (vsftpd) instead of the embedded one: the image is on the server,
+// the backup goes there and comes back from there; the FTP login comes
+// from the credentials file and never shows.
+func TestUpgradeExternalFTP(t *testing.T) {
+	s := newStation(t)
+	ftpDir, err := os.MkdirTemp("", "iadms-ftp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ftpDir) })
+	srv := itest.StartFTP(t, ftpDir)
+	f, err := os.OpenFile(s.creds, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "files ftp user=%s password=%q\n", srv.User, srv.Password)
+	f.Close()
+	a := s.agent(t, agentOpts{})
+	img := s.image(t, "v2.img", "2.0.0", 1, 256<<10)
+	b, _ := os.ReadFile(img)
+	srv.WriteFile(t, "v2.img", b)
+	before := configDigest(t, liveDir(a))
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", img,
+		"--server", "ftp://"+srv.Addr(), "--server-cred", "files")
+	if r.code != 0 {
+		t.Fatalf("upgrade through FTP:\n%s", r)
+	}
+	wantRunning(t, a, "2.0.0", mib.BankB)
+	if got := configDigest(t, liveDir(a)); got != before {
+		t.Errorf("configuration after the upgrade differs from before")
+	}
+	backups, _ := filepath.Glob(filepath.Join(ftpDir, "*-backup-1.tar"))
+	if len(backups) != 1 {
+		t.Errorf("backups on the FTP server: %v, want one", backups)
+	}
+	for _, out := range []string{r.stdout, r.stderr} {
+		if strings.Contains(out, srv.Password) {
+			t.Errorf("the FTP password shows in the output")
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(s.state, "iadms.log"))
+	if strings.Contains(string(log), srv.Password) {
+		t.Errorf("the FTP password shows in the log")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -72,7 +73,7 @@ func DeviceFromRun(r journal.Run) DeviceReport {
 		end = r.Updated
 	}
 	if !r.Started.IsZero() {
-		d.Seconds = end.Sub(r.Started).Seconds()
+		d.Seconds = secs(end.Sub(r.Started))
 	}
 	idx := map[journal.Step]int{}
 	for _, res := range r.Results {
@@ -84,7 +85,7 @@ func DeviceFromRun(r journal.Run) DeviceReport {
 		}
 		s := &d.Steps[i]
 		s.Attempts++
-		s.Seconds += res.Duration().Seconds()
+		s.Seconds = secs(time.Duration(s.Seconds*float64(time.Second)) + res.Duration())
 		s.OK, s.Cause = res.OK, res.Cause
 		if !res.OK {
 			s.Failures = append(s.Failures, res.Cause+": "+res.Text)
@@ -95,7 +96,7 @@ func DeviceFromRun(r journal.Run) DeviceReport {
 
 // Build makes the report of a rollout.
 func Build(targets []Target, outs []*Outcome, halt string, started, ended time.Time) Report {
-	rep := Report{Started: started, Ended: ended, Seconds: ended.Sub(started).Seconds(), Total: len(targets), Halted: halt != "", HaltReason: halt}
+	rep := Report{Started: started, Ended: ended, Seconds: secs(ended.Sub(started)), Total: len(targets), Halted: halt != "", HaltReason: halt}
 	for i, t := range targets {
 		var d DeviceReport
 		switch o := outs[i]; {
@@ -118,6 +119,9 @@ func Build(targets []Target, outs []*Outcome, halt string, started, ended time.T
 	}
 	return rep
 }
+
+// secs is d in seconds, to the millisecond.
+func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
 
 // WriteJSON writes the report as indented JSON.
 func (r Report) WriteJSON(w io.Writer) error {
