@@ -70,7 +70,7 @@ type Client struct {
 // "[2001:db8::1]:161", "::1"); the port defaults to 161. Only IP literals
 // are accepted: a device is named by its management address.
 func ParseAddr(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
+	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Port() != 0 {
 		return ap, nil
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
