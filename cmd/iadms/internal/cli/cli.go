@@ -403,14 +403,10 @@ func exitFor(stdio IO, cmd string, err error) int {
 		fmt.Fprintf(stdio.Stderr, "iadms %s: interrupted; run the same command again to resume\n", cmd)
 		return ExitInterrupted
 	case errors.Is(err, journal.ErrLocked):
-		fmt.Fprintf(stdio.Stderr, "iadms %s: %v (is another iadms using --state %s?)\n", cmd, err, "the same directory")
+		fmt.Fprintf(stdio.Stderr, "iadms %s: %v (is another iadms using the same --state directory?)\n", cmd, err)
 		return ExitUsage
 	}
 	fmt.Fprintf(stdio.Stderr, "iadms %s: %v\n", cmd, err)
-	var f *procedure.Failure
-	if errors.As(err, &f) {
-		return ExitFailed
-	}
 	return ExitFailed
 }
 

@@ -264,6 +264,14 @@ func (p *proc) kill9(t *testing.T) {
 	<-p.done
 }
 
+// interrupt sends SIGINT, as Ctrl-C on a terminal does.
+func (p *proc) interrupt(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // wait waits for iadms to end and returns its exit code.
 func (p *proc) wait(t *testing.T) int {
 	t.Helper()

@@ -9,9 +9,9 @@ import (
 	"github.com/iadsafe/iad-agent/mib"
 )
 
-// TestResumeAfterKill kills iadms (kill -9) twice in the middle of an
-// upgrade: just after it sent the reset, and while it waits for the
-// commit. Each time the same command, run again, resumes at the step
+// TestResumeAfterKill stops iadms twice in the middle of an upgrade: with
+// kill -9 just after it sent the reset, and with SIGINT while it waits for
+// the commit. Each time the same command, run again, resumes at the step
 // where iadms stopped — it adopts the reset it had sent and repeats
 // nothing: the device holds exactly one row of each operation.
 func TestResumeAfterKill(t *testing.T) {
@@ -25,10 +25,15 @@ func TestResumeAfterKill(t *testing.T) {
 	p1.waitFor(t, "reset sent; waiting for the device to restart")
 	p1.kill9(t)
 
+	// The second time the operator interrupts it (Ctrl-C): it stops
+	// where it is and says how to go on.
 	p2 := s.start(t, "upgrade", args...)
 	p2.waitFor(t, "at step reset")
 	p2.waitFor(t, "waiting for the device to commit 2.0.0")
-	p2.kill9(t)
+	p2.interrupt(t)
+	if code := p2.wait(t); code != 3 || !strings.Contains(p2.output(), "interrupted; run the same command again to resume") {
+		t.Fatalf("interrupted run: exit %d, want 3 and advice:\n%s", code, p2.output())
+	}
 
 	// While no iadms runs, the device passes its health check.
 	setCommitAfter(a, "1s")

@@ -112,3 +112,22 @@ func TestCredentialsRefused(t *testing.T) {
 		t.Errorf("unknown entry: want a usage error\n%s", r)
 	}
 }
+
+// TestTrustRefusesDamagedImage: with --trust, an image that does not
+// verify is refused before anything is sent to the device.
+func TestTrustRefusesDamagedImage(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{})
+	bad := damaged(t, s.image(t, "v2.img", "2.0.0", 1, 64<<10), filepath.Join(s.dir, "v2-damaged.img"))
+	rep := filepath.Join(s.dir, "report.json")
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", bad, "--trust", s.key+".pub", "--report", rep)
+	if r.code != 1 || !strings.Contains(r.stderr, "does not verify") {
+		t.Fatalf("want exit 1 and the image refused:\n%s", r)
+	}
+	if d := readReport(t, rep).Devices[0]; d.Status != "failed" || !strings.Contains(d.Reason, "hash mismatch") {
+		t.Errorf("report: %+v", d)
+	}
+	if n := len(opCounts(t, a)); n != 0 {
+		t.Errorf("%d kinds of operations on the device, want none", n)
+	}
+}

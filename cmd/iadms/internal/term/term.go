@@ -146,7 +146,7 @@ func line(u procedure.Update, progress bool) (string, bool) {
 	case procedure.StepFailed:
 		return fmt.Sprintf("%s: %s: FAILED%s: %s", prefix, u.Step, attempt, u.Text), true
 	case procedure.Progress:
-		if !progress || u.Percent%25 != 0 {
+		if !progress || u.Percent == 0 || u.Percent%25 != 0 {
 			return "", false
 		}
 		return fmt.Sprintf("%s: %s: %d%% (%d bytes)", prefix, u.Step, u.Percent, u.Bytes), true
