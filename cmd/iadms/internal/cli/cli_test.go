@@ -115,4 +115,3 @@ func TestNameFromAddr(t *testing.T) {
 		}
 	}
 }
-
