@@ -213,7 +213,7 @@ func (p *Procedure) commit(ctx context.Context) error {
 			return fail(journal.StepCommit, CauseNotCommitted, "%s was not committed within %v (last poll: %v)", p.rec.Image.Version, budget, last)
 		case ev := <-p.eventC():
 			p.note(ev)
-			if ev.Kind == traps.BootReverted && ev.From == p.opts.Addr.Addr().Unmap() {
+			if ev.Kind == traps.BootReverted && ev.Exact {
 				e := ev
 				p.reverted = &e
 			}

@@ -47,9 +47,10 @@ func (p *Procedure) eventC() <-chan traps.Event {
 	return p.events.C()
 }
 
-// note reports a notification to the observer.
+// note reports a notification to the observer, if it surely concerns
+// this device (a hint shared by several devices only makes it poll).
 func (p *Procedure) note(ev traps.Event) {
-	if ev.Kind == traps.OpProgress {
+	if ev.Kind == traps.OpProgress || !ev.Exact {
 		return
 	}
 	p.observe(Update{Kind: Notification, Step: p.rec.Step, Text: ev.String()})

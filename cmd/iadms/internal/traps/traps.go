@@ -61,6 +61,11 @@ type Event struct {
 	From     netip.Addr
 	Received time.Time
 	Uptime   uint32
+	// Exact is set when the event surely concerns its subscriber: it
+	// names a row the subscriber watches, or its source address belongs
+	// to that subscriber alone. Other events are hints (several devices
+	// share the address).
+	Exact bool
 
 	// Operation notifications: the row and the columns they carry.
 	Index     uint32
@@ -304,13 +309,16 @@ func (l *Listener) route(ev Event) {
 			to = append(to, s)
 		}
 	}
+	exact := len(to) == 1
 	for s := range l.taps {
 		to = append(to, s)
 	}
 	l.mu.Unlock()
 	for _, s := range to {
+		e := ev
+		e.Exact = exact || s.tap
 		select {
-		case s.ch <- ev:
+		case s.ch <- e:
 		default:
 			l.dropped.Add(1)
 		}

@@ -148,16 +148,24 @@ func TestRouting(t *testing.T) {
 	done := packet(t, gosnmp.SNMPv2Trap, trapVars(mib.IadOpCompletedNotify,
 		col(mib.IadOpState, 77, gosnmp.Integer, int(mib.OpSuccessful)))...)
 	send(t, "127.0.0.2", l.Addr(), done) // from a's address, but b's row
-	if ev := recv(t, b); ev.Index != 77 || ev.State != mib.OpSuccessful || ev.From.String() != "127.0.0.2" {
+	if ev := recv(t, b); ev.Index != 77 || ev.State != mib.OpSuccessful || ev.From.String() != "127.0.0.2" || !ev.Exact {
 		t.Errorf("b got %+v", ev)
 	}
 	none(t, a)
 	recv(t, tap)
 	send(t, "127.0.0.2", l.Addr(), packet(t, gosnmp.SNMPv2Trap, trapVars(mib.ColdStart)...))
-	if ev := recv(t, a); ev.Kind != ColdStart {
+	if ev := recv(t, a); ev.Kind != ColdStart || !ev.Exact {
 		t.Errorf("a got %+v", ev)
 	}
 	none(t, b)
+	recv(t, tap)
+	// Two devices behind one address: both get the hint, neither for sure.
+	a2 := l.Subscribe(netip.MustParseAddr("127.0.0.2"))
+	send(t, "127.0.0.2", l.Addr(), packet(t, gosnmp.SNMPv2Trap, trapVars(mib.ColdStart)...))
+	if ev1, ev2 := recv(t, a), recv(t, a2); ev1.Exact || ev2.Exact {
+		t.Errorf("shared address: exact %v %v, want hints", ev1.Exact, ev2.Exact)
+	}
+	a2.Close()
 	recv(t, tap)
 	// A full queue drops, never blocks.
 	for i := 0; i < 5; i++ {
