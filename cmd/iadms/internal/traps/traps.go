@@ -108,11 +108,32 @@ func (e Event) String() string {
 // Decode turns a notification packet into an Event. Only v2c traps and
 // informs are accepted.
 func Decode(buf []byte, from netip.Addr, now time.Time) (Event, error) {
+	ev, _, err := decode(buf, from, now)
+	return ev, err
+}
+
+// decode is Decode that also returns the acknowledgement an inform needs
+// (nil for a trap).
+func decode(buf []byte, from netip.Addr, now time.Time) (Event, []byte, error) {
 	g := &gosnmp.GoSNMP{Version: gosnmp.Version2c, Logger: gosnmp.NewLogger(nil)}
 	p, err := g.UnmarshalTrap(buf, false)
 	if err != nil {
-		return Event{}, fmt.Errorf("traps: undecodable packet from %s: %w", from, err)
+		return Event{}, nil, fmt.Errorf("traps: undecodable packet from %s: %w", from, err)
 	}
+	ev, err := eventOf(p, from, now)
+	if err != nil || p.PDUType != gosnmp.InformRequest {
+		return ev, nil, err
+	}
+	// RFC 3416 4.2.7: the response to an inform echoes its variables.
+	ack, err := (&gosnmp.SnmpPacket{Version: p.Version, Community: p.Community, PDUType: gosnmp.GetResponse,
+		RequestID: p.RequestID, Variables: p.Variables}).MarshalMsg()
+	if err != nil {
+		return ev, nil, fmt.Errorf("traps: acknowledging an inform from %s: %w", from, err)
+	}
+	return ev, ack, nil
+}
+
+func eventOf(p *gosnmp.SnmpPacket, from netip.Addr, now time.Time) (Event, error) {
 	if p.Version != gosnmp.Version2c || (p.PDUType != gosnmp.SNMPv2Trap && p.PDUType != gosnmp.InformRequest) {
 		return Event{}, fmt.Errorf("traps: %v %v from %s is not a v2c notification", p.Version, p.PDUType, from)
 	}
@@ -286,11 +307,16 @@ func (l *Listener) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("traps: receive: %w", err)
 		}
-		ev, err := Decode(buf[:n], from.Addr(), time.Now())
+		ev, ack, err := decode(buf[:n], from.Addr(), time.Now())
 		if err != nil {
 			l.bad.Add(1)
 			l.log.Debug("ignored packet", "from", from, "err", err)
 			continue
+		}
+		if ack != nil {
+			if _, err := l.conn.WriteToUDPAddrPort(ack, from); err != nil {
+				l.log.Warn("inform not acknowledged", "from", from, "err", err)
+			}
 		}
 		l.received.Add(1)
 		l.route(ev)

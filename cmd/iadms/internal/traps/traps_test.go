@@ -219,3 +219,20 @@ func TestFromNetSNMP(t *testing.T) {
 		t.Fatalf("got %+v", ev)
 	}
 }
+
+// TestInformAcknowledged: net-snmp's snmpinform waits for the answer and
+// fails without one.
+func TestInformAcknowledged(t *testing.T) {
+	itest.RequireTool(t, "snmpinform")
+	l, _ := listen(t)
+	s := l.Subscribe(from)
+	defer s.Close()
+	out, err := itest.SNMP{Timeout: 2 * time.Second, Retries: 1}.Run(t, "snmpinform", "-v2c", "-c", "public", "-t", "2", "-r", "1",
+		l.Addr().String(), "", mib.ColdStart.Dotted())
+	if err != nil {
+		t.Fatalf("snmpinform: %v\n%s", err, out)
+	}
+	if ev := recv(t, s); ev.Kind != ColdStart {
+		t.Errorf("got %+v", ev)
+	}
+}
