@@ -329,6 +329,19 @@ func (c *Client) Software(ctx context.Context) (Software, error) {
 	return s, nil
 }
 
+// CheckWrite proves that the credentials may write: it sets
+// iadSwBootLimit.0 to the value it has (limit, as read), which changes
+// nothing. An agent drops a SET with a read-only community without an
+// answer, so a wrong community shows here as ErrUnreachable instead of as
+// every operation timing out.
+func (c *Client) CheckWrite(ctx context.Context, limit uint32) error {
+	pdu := gosnmp.SnmpPDU{Name: mib.IadSwBootLimit.Append(0).Dotted(), Type: gosnmp.Gauge32, Value: uint(limit)}
+	_, err := c.do(ctx, "set iadSwBootLimit", func(g *gosnmp.GoSNMP) (*gosnmp.SnmpPacket, error) {
+		return g.Set([]gosnmp.SnmpPDU{pdu})
+	})
+	return err
+}
+
 // Request is what an operation row is created with. Server fields are
 // ignored for reset and revert.
 type Request struct {

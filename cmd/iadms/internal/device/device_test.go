@@ -100,6 +100,15 @@ func TestAgent(t *testing.T) {
 	if err := ro.StartOp(ctx, 8, Request{Type: mib.OpRevert}); err == nil {
 		t.Errorf("SET with the read community accepted")
 	}
+	if err := ro.CheckWrite(ctx, 3); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("CheckWrite with the read community: got %v, want no answer", err)
+	}
+	if err := c.CheckWrite(ctx, 3); err != nil {
+		t.Errorf("CheckWrite: %v", err)
+	}
+	if sw, _ := c.Software(ctx); sw.BootLimit != 3 {
+		t.Errorf("boot limit %d after CheckWrite, want 3", sw.BootLimit)
+	}
 	if err := c.StartOp(ctx, 0, Request{Type: mib.OpRevert}); !errors.Is(err, ErrConfig) {
 		t.Errorf("index 0: got %v, want ErrConfig", err)
 	}

@@ -112,6 +112,22 @@ func TestCredentialsRefused(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, `no such credentials entry: "nope"`) {
 		t.Errorf("unknown entry: want a usage error\n%s", r)
 	}
+	// Read-only credentials are found out before anything starts.
+	f, err := os.OpenFile(s.creds, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("readonly v2c community=" + roCommunity + "\n")
+	f.Close()
+	img := s.image(t, "v2.img", "2.0.0", 1, 64<<10)
+	r = s.run(t, "upgrade", "--device", a.Target(), "--image", img, "--cred", "readonly")
+	if r.code != 1 || !strings.Contains(r.stdout, "noWriteAccess") {
+		t.Errorf("read-only credentials: want a failed preflight\n%s", r)
+	}
+	if n := len(opCounts(t, a)); n != 0 {
+		t.Errorf("operations started with read-only credentials")
+	}
+	noSecrets(t, []string{r.stdout, r.stderr}, filepath.Join(s.state, "iadms.log"))
 }
 
 // TestTrustRefusesDamagedImage: with --trust, an image that does not

@@ -44,6 +44,7 @@ type fakeDevice struct {
 	boots      int                            // trial boots so far
 	loseAnswer map[mib.OpType]bool            // SET applied but its answer lost (once)
 	down       int                            // requests to leave unanswered
+	readOnly   bool                           // SETs are dropped
 
 	started []mib.OpType
 }
@@ -199,6 +200,21 @@ func (d *fakeDevice) StartOp(ctx context.Context, idx uint32, r device.Request) 
 	if d.loseAnswer[r.Type] {
 		d.loseAnswer[r.Type] = false
 		return errDown
+	}
+	return nil
+}
+
+func (d *fakeDevice) CheckWrite(ctx context.Context, limit uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.request(); err != nil {
+		return err
+	}
+	if d.readOnly {
+		return errDown
+	}
+	if limit != d.limit {
+		d.t.Errorf("CheckWrite(%d) would change the boot limit %d", limit, d.limit)
 	}
 	return nil
 }

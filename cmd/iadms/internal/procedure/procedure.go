@@ -53,6 +53,7 @@ type Device interface {
 	Software(ctx context.Context) (device.Software, error)
 	Op(ctx context.Context, idx uint32) (device.Op, error)
 	StartOp(ctx context.Context, idx uint32, r device.Request) error
+	CheckWrite(ctx context.Context, bootLimit uint32) error
 }
 
 // Location is the file server an operation row names.
@@ -233,6 +234,7 @@ const (
 	CauseTrial        = "uncommittedTrial"
 	CauseHardware     = "imageIncompatible"
 	CauseNotIAD       = "notIAD"
+	CauseNoWrite      = "noWriteAccess"
 )
 
 func (f *Failure) Error() string {

@@ -180,6 +180,7 @@ func TestRefusals(t *testing.T) {
 			r.dev.trial, r.dev.running, r.dev.tries = mib.BankB, mib.BankB, 1
 		}, "preflight failed: uncommittedTrial: the device runs 1.5.0 from bankB on trial"},
 		{"other hardware", func(r *rig) { r.dev.hw = "hw2" }, `preflight failed: imageIncompatible: the image is for hardware "hw1"; the device is "hw2"`},
+		{"read-only credentials", func(r *rig) { r.dev.readOnly = true }, "preflight failed: noWriteAccess: the device answers reads but not a write"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)

@@ -43,6 +43,15 @@ func (p *Procedure) preflight(ctx context.Context) (journal.Step, error) {
 		p.finish(journal.UpToDate, "already runs "+sw.Version)
 		return journal.StepDone, nil
 	}
+	if err := p.dev.CheckWrite(ctx, sw.BootLimit); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		f := fail(journal.StepPreflight, CauseNoWrite, "the device answers reads but not a write with these credentials "+
+			"(a SET of iadSwBootLimit.0 to its own value failed: %v); check that they carry write access", err)
+		f.final = true
+		return "", f
+	}
 	return journal.StepBackup, nil
 }
 
