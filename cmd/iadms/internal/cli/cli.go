@@ -287,7 +287,10 @@ func (e *env) files(f *fileFlags) (procedure.Files, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.closers = append(e.closers, s.Close)
+		e.closers = append(e.closers, func() {
+			s.Close()
+			e.log.Info("embedded tftp server stopped", "bytes_served", s.Served())
+		})
 		e.log.Info("embedded tftp server", "addr", s.Addr())
 		return fileserver.Files{Server: s}, nil
 	}

@@ -169,9 +169,6 @@ var privProtocols = map[string]gosnmp.SnmpV3PrivProtocol{
 	"AES-192C": gosnmp.AES192C, "AES-256C": gosnmp.AES256C,
 }
 
-// Addr is the device's SNMP address.
-func (c *Client) Addr() netip.AddrPort { return c.addr }
-
 // Close releases the socket.
 func (c *Client) Close() error {
 	c.mu.Lock()
