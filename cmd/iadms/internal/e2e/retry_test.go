@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +22,10 @@ type fault struct {
 	// failed is what the failure line says; question the retry question.
 	failed, question string
 	fix              func(t *testing.T, s *station, a *itest.Agent)
-	// attempts are the attempts each step needs in the end.
+	// attempts are the attempts each step needs in the end; ops the rows
+	// the device holds at the end (checked when given).
 	attempts map[string]int
+	ops      map[string]int
 }
 
 var faults = []fault{
@@ -88,6 +91,10 @@ var faults = []fault{
 			a.Restart(t) // power is back: the device boots the new software on trial
 		},
 		attempts: map[string]int{"backup": 1, "upgrade": 2, "revert": 1, "reset": 2, "restore": 1},
+		// The device came back on the new software: before the second
+		// upgrade it is reverted (revert row) and reset onto the old one.
+		ops: map[string]int{"backupConfig/successful": 1, "upgrade/successful": 2, "revert/successful": 1,
+			"reset/successful": 3, "restoreConfig/successful": 1},
 	},
 	{
 		name:  "commit",
@@ -201,6 +208,11 @@ func TestRetryEachStep(t *testing.T) {
 			for step, n := range f.attempts {
 				if got[step] != n {
 					t.Errorf("step %s: %d attempts, want %d (all: %v)", step, got[step], n, got)
+				}
+			}
+			if f.ops != nil {
+				if ops := opCounts(t, a); fmt.Sprint(ops) != fmt.Sprint(f.ops) {
+					t.Errorf("rows on the device: got %v, want %v", ops, f.ops)
 				}
 			}
 		})
