@@ -30,8 +30,6 @@ type Agent struct {
 
 	mu   sync.Mutex
 	proc *process
-	// uptimeLog is the log's length when Uptime last read sysUpTime.
-	uptimeLog int64
 }
 
 // Target is "127.0.0.1:Port".
@@ -119,28 +117,9 @@ func (a *Agent) WaitReady(t testing.TB) {
 // agent's reset: the agent re-executes itself with execve, so its PID
 // stays the same and only its uptime starting again shows the restart.
 // Take before shortly before triggering the reset.
-//
-// On a loaded machine the probe may first get through when the restarted
-// agent has been up longer than before: a restarted agent that logged
-// "serving" (at info level) since that Uptime call counts too.
 func (a *Agent) WaitRestarted(t testing.TB, before int64) {
 	t.Helper()
-	a.mu.Lock()
-	mark := a.uptimeLog
-	a.mu.Unlock()
-	a.waitUptime(t, fmt.Sprintf("restart (sysUpTime below %d)", before), func(up int64) bool {
-		return up < before || a.servedSince(mark)
-	})
-}
-
-// servedSince reports whether the log, from byte offset off on, shows the
-// agent starting to serve.
-func (a *Agent) servedSince(off int64) bool {
-	b, err := os.ReadFile(a.LogPath)
-	if err != nil || int64(len(b)) < off {
-		return false
-	}
-	return strings.Contains(string(b[off:]), "msg=serving")
+	a.waitUptime(t, fmt.Sprintf("restart (sysUpTime below %d)", before), func(up int64) bool { return up < before })
 }
 
 func (a *Agent) waitUptime(t testing.TB, what string, ok func(int64) bool) {
@@ -167,10 +146,6 @@ var errNotYet = errors.New("itest: not yet")
 // Uptime returns the agent's sysUpTime.0 in hundredths of a second.
 func (a *Agent) Uptime(t testing.TB) int64 {
 	t.Helper()
-	mark := a.LogSize()
-	a.mu.Lock()
-	a.uptimeLog = mark
-	a.mu.Unlock()
 	var up int64
 	err := poll(5*time.Second, func() (bool, error) {
 		var err error
