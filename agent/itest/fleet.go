@@ -3,9 +3,11 @@ package itest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +28,7 @@ type FleetOptions struct {
 }
 
 // StartAgents starts n agents at once, each on its own free loopback port
-// with its own data directory, and waits until every one answers: a fleet
+// (below the ephemeral range, see fixedPort) with its own data directory, and waits until every one answers: a fleet
 // for management-station tests, where starting hundreds one by one would
 // take long. The readiness probe is an in-process SNMP GET, not a
 // net-snmp tool, for the same reason. Cleanup stops them all; on failure
@@ -68,15 +70,11 @@ func StartAgents(t testing.TB, n int, o FleetOptions) []*Agent {
 			// agent binds it: try another.
 			for range 3 {
 				mu.Lock()
-				port := 0
-				for port == 0 || used[port] {
-					p, err := freeUDPPort()
-					if err != nil {
-						mu.Unlock()
-						errs[i] = err
-						return
-					}
-					port = p
+				port, err := fixedPort(used)
+				if err != nil {
+					mu.Unlock()
+					errs[i] = err
+					return
 				}
 				used[port] = true
 				mu.Unlock()
@@ -110,14 +108,38 @@ func StartAgents(t testing.TB, n int, o FleetOptions) []*Agent {
 	return agents
 }
 
-// freeUDPPort is FreeUDPPort for goroutines other than the test's.
-func freeUDPPort() (int, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return 0, fmt.Errorf("itest: free udp port: %w", err)
+// fixedPort picks a free UDP port on 127.0.0.1 below the kernel's
+// ephemeral range. An agent's reset re-executes it, leaving its port
+// unbound for a moment; a port from the ephemeral range can be handed in
+// that moment to any new socket (a TFTP transfer, a client), and the
+// restarted agent could not bind it again. Ports below the range are
+// never handed out by the kernel, as a device's port 161 is not.
+func fixedPort(used map[int]bool) (int, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
+	const from = 10000
+	if low-from < 1000 {
+		return 0, fmt.Errorf("itest: the ephemeral port range starts at %d: no room below it for agents", low)
+	}
+	for range 1000 {
+		port := from + rand.IntN(low-from)
+		if used[port] {
+			continue
+		}
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
+		c.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("itest: no free UDP port between %d and %d", from, low)
 }
 
 var errNoAnswer = errors.New("itest: no sysUpTime")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iadsafe/iad-agent/agent/itest"
+	"github.com/iadsafe/iad-agent/cmd/iadms/internal/fleet"
 	"github.com/iadsafe/iad-agent/cmd/iadms/internal/journal"
 	"github.com/iadsafe/iad-agent/image"
 	"github.com/iadsafe/iad-agent/mib"
@@ -60,13 +61,12 @@ func TestFleet(t *testing.T) {
 	v2 := s.image(t, "v2.img", "2.0.0", 1, 32<<10)
 	targets := writeTargets(t, s, "fleet.targets", agents, nil)
 	rep1 := filepath.Join(s.dir, "rollout-1.json")
-	r, wall, rss := s.timed(t, timeBin, "upgrade", "--targets", targets, "--image", v2,
-		"--concurrency", "50", "--canary", "5", "--max-fail", "5", "--report", rep1, "--snmp-timeout", "2s", "--snmp-retries", "2")
+	r, wall, rss := s.timed(t, timeBin, "upgrade", append([]string{"--targets", targets, "--image", v2, "--report", rep1}, fleetFlags...)...)
 	t.Logf("BENCHMARK fleet of %d agents, concurrency 50, canary 5: iadms wall time %s, peak RSS %d KiB", n, wall, rss)
-	if r.code != 0 {
-		t.Fatalf("rollout 1: exit %d\n%s", r.code, tail(r.stdout, 40)+r.stderr)
-	}
 	got := readReport(t, rep1)
+	if r.code != 0 {
+		t.Fatalf("rollout 1: exit %d\n%s\n%s", r.code, failedDevices(got, agents), r.stderr)
+	}
 	if got.Succeeded != n || got.Failed != 0 || got.Skipped != 0 || got.Halted {
 		t.Fatalf("rollout 1: %d succeeded, %d failed, %d skipped, halted %v (%s); want all %d succeeded",
 			got.Succeeded, got.Failed, got.Skipped, got.Halted, got.HaltReason, n)
@@ -92,12 +92,11 @@ func TestFleet(t *testing.T) {
 		return ""
 	})
 	rep2 := filepath.Join(s.dir, "rollout-2.json")
-	r2 := s.run(t, "upgrade", "--targets", targets2, "--image", v3,
-		"--concurrency", "50", "--canary", "5", "--max-fail", "5", "--report", rep2, "--snmp-timeout", "2s", "--snmp-retries", "2")
-	if r2.code != 1 {
-		t.Fatalf("rollout 2: exit %d, want 1 (halted)\n%s", r2.code, tail(r2.stdout, 40)+r2.stderr)
-	}
+	r2 := s.run(t, "upgrade", append([]string{"--targets", targets2, "--image", v3, "--report", rep2}, fleetFlags...)...)
 	got2 := readReport(t, rep2)
+	if r2.code != 1 {
+		t.Fatalf("rollout 2: exit %d, want 1 (halted)\n%s\n%s", r2.code, failedDevices(got2, agents), r2.stderr)
+	}
 	limit := n * 5 / 100
 	if !got2.Halted || !strings.Contains(got2.HaltReason, "stop rule") || got2.Failed <= limit || got2.Skipped == 0 {
 		t.Fatalf("rollout 2: halted %v (%q), %d failed, %d skipped; want a halt by the stop rule after more than %d failures, devices skipped",
@@ -131,6 +130,32 @@ func TestFleet(t *testing.T) {
 	}
 	t.Logf("rollout 2: %d succeeded, %d failed, %d skipped: %s", got2.Succeeded, got2.Failed, got2.Skipped, got2.HaltReason)
 	noSecrets(t, []string{r.stdout, r.stderr, r2.stdout, r2.stderr}, rep1, rep2, filepath.Join(s.state, "iadms.log"))
+}
+
+// fleetFlags are the rollout's: 50 at a time behind a canary of 5, halting
+// above 5 % failed; per-step timeouts well above what a step takes here,
+// so that a stuck device fails in a minute rather than in the defaults'
+// tens of minutes.
+var fleetFlags = []string{
+	"--concurrency", "50", "--canary", "5", "--max-fail", "5", "--snmp-timeout", "2s", "--snmp-retries", "2",
+	"--timeout-reach", "60s", "--timeout-backup", "60s", "--timeout-upgrade", "60s", "--timeout-reset", "60s",
+	"--timeout-commit", "60s", "--timeout-restore", "60s", "--timeout-revert", "60s",
+}
+
+// failedDevices describes the devices that did not succeed, with the end
+// of their agents' logs.
+func failedDevices(rep fleet.Report, agents []*itest.Agent) string {
+	var b strings.Builder
+	for i, d := range rep.Devices {
+		if d.Status == string(journal.Succeeded) || d.Status == "skipped" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s: %s: %s\n", d.Name, d.Address, d.Status, d.Reason)
+		if i < len(agents) {
+			fmt.Fprintf(&b, "  agent log:\n%s\n", agents[i].LogTail(15))
+		}
+	}
+	return b.String()
 }
 
 // writeTargets writes a targets file for the agents; opt(i) adds options.
