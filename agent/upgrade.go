@@ -38,6 +38,13 @@ func (a *Agent) upgrade(ctx context.Context, r *row) error {
 	if err != nil {
 		return err
 	}
+	// Journal the intent first: if the power goes between Arm and the
+	// row's completion, the restarted agent sees the armed bank and
+	// reports the upgrade as done rather than interrupted.
+	a.mu.Lock()
+	r.Arming = uint32(target)
+	a.mu.Unlock()
+	a.persist(ctx, r)
 	if err := a.banks.Arm(ctx, target); err != nil {
 		return fmt.Errorf("arming bank %s: %w", target, err)
 	}
