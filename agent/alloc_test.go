@@ -28,8 +28,8 @@ func (m *memDevice) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memDevice) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[off:], p), nil }
-func (m *memDevice) Sync() error                               { return nil }
-func (m *memDevice) Size() int64                               { return int64(len(m.b)) }
+func (m *memDevice) Sync() error                              { return nil }
+func (m *memDevice) Size() int64                              { return int64(len(m.b)) }
 
 // noise is a deterministic payload of n bytes that allocates nothing.
 type noise struct {

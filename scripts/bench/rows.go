@@ -8,9 +8,9 @@ import (
 
 // Row is one measured figure, as make bench tabulates it.
 type Row struct {
-	Group  string  `json:"group"`  // "upgrade", "memory", "flash", …
-	Name   string  `json:"name"`   // what ran, e.g. "agent tftp blksize 1468"
-	Size   int64   `json:"size"`   // bytes moved, 0 if not applicable
+	Group  string  `json:"group"` // "upgrade", "memory", "flash", …
+	Name   string  `json:"name"`  // what ran, e.g. "agent tftp blksize 1468"
+	Size   int64   `json:"size"`  // bytes moved, 0 if not applicable
 	MBps   float64 `json:"mbps,omitempty"`
 	Ratio  float64 `json:"ratio,omitempty"` // against the reference named in Ref
 	Ref    string  `json:"ref,omitempty"`
