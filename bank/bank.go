@@ -186,6 +186,12 @@ type State struct {
 	Slots     map[Slot]SlotInfo `json:"slots"`
 	// Seq increases with every save, so that two copies can be ordered.
 	Seq uint64 `json:"seq"`
+	// Abandoned is the bank the last boot decision gave up on (0 if
+	// none), and AbandonReason says why. A boot stage that counts tries
+	// (iad-boot, or the store's reading of a bootloader's revert) records
+	// it so that the software it starts can report the revert once.
+	Abandoned     Slot   `json:"abandoned,omitempty"`
+	AbandonReason string `json:"abandon_reason,omitempty"`
 }
 
 // Clone returns a deep copy of s.
@@ -209,6 +215,9 @@ func (s State) validate() error {
 	}
 	if s.Trial != 0 && !s.Trial.Valid() {
 		return fmt.Errorf("%w: trial slot %v", ErrCorruptState, s.Trial)
+	}
+	if s.Abandoned != 0 && !s.Abandoned.Valid() {
+		return fmt.Errorf("%w: abandoned slot %v", ErrCorruptState, s.Abandoned)
 	}
 	if s.TriesLeft < 0 || s.TriesLeft > MaxBootLimit {
 		return fmt.Errorf("%w: tries left %d", ErrCorruptState, s.TriesLeft)

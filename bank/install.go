@@ -32,6 +32,11 @@ func (b *Banks) Install(ctx context.Context, meta SlotInfo, r io.Reader, progres
 	dev := b.devices[target]
 	buf := make([]byte, chunkSize)
 
+	if u, ok := dev.(Updater); ok {
+		if err := u.BeginUpdate(meta.Size); err != nil {
+			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: starting update: %w", ErrWrite, target, err))
+		}
+	}
 	sum, err := b.stream(ctx, target, dev, meta.Size, r, progress, buf)
 	if err != nil {
 		return 0, b.failInstall(ctx, target, meta, SlotEmpty, err)
