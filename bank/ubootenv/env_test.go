@@ -79,9 +79,9 @@ func readFile(t *testing.T, p string) []byte {
 func TestReadPicksCopy(t *testing.T) {
 	bad := func(b []byte) []byte { b = bytes.Clone(b); b[100] ^= 1; return b }
 	tests := []struct {
-		name   string
-		a, b   func(t *testing.T) []byte
-		want   string // value of v, "" for ErrNoEnv
+		name string
+		a, b func(t *testing.T) []byte
+		want string // value of v, "" for ErrNoEnv
 	}{
 		{"newer flags", func(t *testing.T) []byte { return image(t, true, 4, "v=a\x00\x00") }, func(t *testing.T) []byte { return image(t, true, 5, "v=b\x00\x00") }, "b"},
 		{"newer flags first", func(t *testing.T) []byte { return image(t, true, 9, "v=a\x00\x00") }, func(t *testing.T) []byte { return image(t, true, 8, "v=b\x00\x00") }, "a"},
