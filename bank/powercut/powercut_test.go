@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -215,6 +216,20 @@ func (r *rig) slotInfo(what string, s bank.Slot) bank.SlotInfo {
 	return info
 }
 
+// seq returns iad_seq as fw_printenv reads it.
+func (r *rig) seq(what string) uint64 {
+	r.t.Helper()
+	out, err := exec.Command(r.printenv, "-c", r.fwcfg, "-n", "iad_seq").CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("Cannot read")) {
+		r.t.Fatalf("%s: fw_printenv iad_seq: %v %s", what, err, out)
+	}
+	n, err := strconv.ParseUint(string(bytes.TrimSpace(out)), 10, 64)
+	if err != nil {
+		r.t.Fatalf("%s: iad_seq %q", what, out)
+	}
+	return n
+}
+
 func (r *rig) payload(rng *rand.Rand, version string) string {
 	r.t.Helper()
 	data := make([]byte, 256<<10+rng.IntN(3<<20))
@@ -269,6 +284,7 @@ func TestPowerCuts(t *testing.T) {
 			version := fmt.Sprintf("v%d", n)
 			what := ""
 			var killed bool
+			seq0 := r.seq("before the cut")
 			switch phase := rng.IntN(4); phase {
 			case 0: // a slot write
 				p := r.payload(rng, version)
@@ -309,6 +325,12 @@ func TestPowerCuts(t *testing.T) {
 			}
 			if killed {
 				cuts++
+				// A cut write may lose the save in progress, never one
+				// that completed: the environment is at least as new as
+				// before the start.
+				if seq := r.seq(what); seq < seq0 {
+					t.Fatalf("%s: the environment went back from save %d to %d", what, seq0, seq)
+				}
 			}
 			r.restart(what)
 		}
