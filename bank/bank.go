@@ -180,8 +180,12 @@ type State struct {
 	// Active is the committed bank: the one booted when no trial is armed.
 	Active Slot `json:"active"`
 	// Trial is the bank armed for (or running) a trial boot; 0 if none.
-	Trial     Slot              `json:"trial"`
-	TriesLeft int               `json:"tries_left"`
+	Trial     Slot `json:"trial"`
+	TriesLeft int  `json:"tries_left"`
+	// Armed is the number of tries the trial was armed with; a trial
+	// with TriesLeft < Armed has been booted at least once. 0 without a
+	// trial (and in states written before the field existed).
+	Armed     int               `json:"armed,omitempty"`
 	BootLimit int               `json:"boot_limit"`
 	Slots     map[Slot]SlotInfo `json:"slots"`
 	// Seq increases with every save, so that two copies can be ordered.
@@ -218,6 +222,9 @@ func (s State) validate() error {
 	}
 	if s.Abandoned != 0 && !s.Abandoned.Valid() {
 		return fmt.Errorf("%w: abandoned slot %v", ErrCorruptState, s.Abandoned)
+	}
+	if s.Armed < 0 || s.Armed > MaxBootLimit {
+		return fmt.Errorf("%w: armed tries %d", ErrCorruptState, s.Armed)
 	}
 	if s.TriesLeft < 0 || s.TriesLeft > MaxBootLimit {
 		return fmt.Errorf("%w: tries left %d", ErrCorruptState, s.TriesLeft)

@@ -189,7 +189,7 @@ func sameState(a, b State) bool {
 	if a.Active != b.Active || a.Trial != b.Trial || a.TriesLeft != b.TriesLeft || a.BootLimit != b.BootLimit {
 		return false
 	}
-	if a.Abandoned != b.Abandoned || a.AbandonReason != b.AbandonReason {
+	if a.Abandoned != b.Abandoned || a.AbandonReason != b.AbandonReason || a.Armed != b.Armed {
 		return false
 	}
 	for _, s := range allSlots {
@@ -216,7 +216,11 @@ func (b *Banks) discardWriting(st *State) {
 func (b *Banks) adopt(st *State) BootResult {
 	b.discardWriting(st)
 	res := BootResult{Slot: st.Active}
-	if st.Trial != 0 {
+	// The boot stage has booted an armed trial once it spent a try; an
+	// armed trial with all its tries left has not been booted yet (the
+	// software restarted without a reset). Armed is 0 in states written
+	// before it existed: those trials count as booted.
+	if st.Trial != 0 && (st.Armed == 0 || st.TriesLeft < st.Armed) {
 		res = BootResult{Slot: st.Trial, Trial: true}
 	}
 	if st.Abandoned != 0 {
@@ -269,6 +273,7 @@ func (b *Banks) decideSlot(ctx context.Context, st *State) (BootResult, error) {
 		}
 		st.Trial = 0
 		st.TriesLeft = 0
+		st.Armed = 0
 	}
 
 	a := st.Active
@@ -455,6 +460,7 @@ func (b *Banks) Arm(ctx context.Context, s Slot) error {
 	next := b.state.Clone()
 	next.Trial = s
 	next.TriesLeft = next.BootLimit
+	next.Armed = next.BootLimit
 	if err := b.save(ctx, next); err != nil {
 		return err
 	}
@@ -478,6 +484,7 @@ func (b *Banks) Commit(ctx context.Context) (bool, error) {
 	next.Active = b.running
 	next.Trial = 0
 	next.TriesLeft = 0
+	next.Armed = 0
 	if err := b.save(ctx, next); err != nil {
 		return false, err
 	}
@@ -501,9 +508,9 @@ func (b *Banks) Revert(ctx context.Context) (needsReset bool, err error) {
 	next := b.state.Clone()
 	switch {
 	case next.Trial != 0 && next.Trial != b.running:
-		next.Trial, next.TriesLeft = 0, 0
+		next.Trial, next.TriesLeft, next.Armed = 0, 0, 0
 	case next.Trial == b.running:
-		next.Trial, next.TriesLeft = 0, 0
+		next.Trial, next.TriesLeft, next.Armed = 0, 0, 0
 		needsReset = true
 	case next.Active != b.running:
 		return true, nil

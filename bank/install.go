@@ -100,7 +100,7 @@ func (b *Banks) beginInstall(ctx context.Context, meta SlotInfo) (Slot, error) {
 	}
 	next := b.state.Clone()
 	if next.Trial == target {
-		next.Trial, next.TriesLeft = 0, 0
+		next.Trial, next.TriesLeft, next.Armed = 0, 0, 0
 	}
 	if next.Active == target {
 		// The target is the committed bank (a revert is pending). An

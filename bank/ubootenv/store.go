@@ -65,7 +65,7 @@ type StoreOptions struct {
 //	boot_bank          bank the bootloader boots next (the trial if one is armed)
 //	upgrade_available  1 while a trial is armed, else 0
 //	bootcount          boots spent on the trial (bootlimit - tries left); 0 without a trial
-//	bootlimit          boots the trial may take
+//	bootlimit          boots the trial may take (the tries it was armed with)
 //	iad_active         the committed bank (the fallback of a trial)
 //	iad_trial          the armed trial bank, kept until commit or revert
 //	iad_bootlimit      the limit the next armed trial gets (iadSwBootLimit)
@@ -222,6 +222,7 @@ func (s *Store) decodeState(v Vars) (bank.State, error) {
 			return st, err
 		}
 		st.TriesLeft = max(0, min(limit-count, bank.MaxBootLimit))
+		st.Armed = min(limit, bank.MaxBootLimit)
 		return st, nil
 	}
 	// No trial runs: the bootloader boots boot_bank, which is therefore
@@ -260,7 +261,10 @@ func (s *Store) Save(ctx context.Context, st bank.State) error {
 	}
 	n := s.opts.Names
 	if st.Trial != 0 {
-		limit := max(st.BootLimit, st.TriesLeft)
+		limit := st.Armed
+		if limit < st.TriesLeft {
+			limit = max(st.BootLimit, st.TriesLeft)
+		}
 		v[n.BootBank] = s.bankValue(st.Trial)
 		v[n.UpgradeAvailable] = "1"
 		v[n.BootLimit] = strconv.Itoa(limit)
