@@ -356,9 +356,15 @@ func (c *Config) validate() error {
 			return fmt.Errorf("slot %v: no path", s)
 		}
 	}
-	if c.Slots[bank.SlotA].Path != "" && c.Slots[bank.SlotA].Path == c.Slots[bank.SlotB].Path &&
-		c.Slots[bank.SlotA].Type != TypeBlock {
-		return errors.New("slots A and B have the same path")
+	if a, b := c.Slots[bank.SlotA], c.Slots[bank.SlotB]; a.Path != "" && a.Path == b.Path {
+		// Only two ranges of one block device may share a path, and
+		// they must not overlap.
+		if a.Type != TypeBlock || b.Type != TypeBlock {
+			return errors.New("slots A and B have the same path")
+		}
+		if a.Size == 0 || b.Size == 0 || (a.Offset < b.Offset+b.Size && b.Offset < a.Offset+a.Size) {
+			return fmt.Errorf("slots A and B are overlapping ranges of %s (give both an offset and a size)", a.Path)
+		}
 	}
 	st := &c.State
 	switch st.Type {

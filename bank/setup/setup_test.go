@@ -76,6 +76,8 @@ func TestParseErrors(t *testing.T) {
 		{"boot root and exec", base + "[boot]\nroot_A = /dev/x\nexec_A = /bin/x\n", "both root and exec"},
 		{"bad boot key", base + "[boot]\nkernel_A = x\n", "unknown boot key"},
 		{"twice", base + "[state]\n", "twice"},
+		{"overlapping ranges", "[slot A]\ntype = block\npath = /dev/vda\noffset = 1MiB\nsize = 4MiB\n[slot B]\ntype = block\npath = /dev/vda\noffset = 4MiB\nsize = 4MiB\n[state]\npath = s\n", "overlapping"},
+		{"open-ended range", "[slot A]\ntype = block\npath = /dev/vda\noffset = 1MiB\n[slot B]\ntype = block\npath = /dev/vda\noffset = 8MiB\nsize = 4MiB\n[state]\npath = s\n", "overlapping"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
