@@ -52,6 +52,7 @@ func run(args []string) int {
 	fs.StringVar(&opts.Hardware, "hw", "iad-generic", "hardware-compatibility string images must carry")
 	fs.StringVar(&resetCmd, "reset-cmd", "exec", `what a reset does: "exec" re-executes this program (development host), "reboot" calls reboot(2) (device), anything else is run with /bin/sh -c`)
 	fs.StringVar(&slotSize, "slot-size", "512MiB", "size of each file-backed bank slot (sparse file)")
+	fs.StringVar(&opts.BankConfig, "bank-config", "", "bank configuration FILE: slot storage (file, block, mtd, ubi) and boot state (file or U-Boot environment); default: file slots under -data")
 	fs.DurationVar(&opts.CommitAfter, "commit-after", 30*time.Second, "health check: commit a trial boot after serving this long")
 	fs.DurationVar(&opts.OpRetention, "op-retention", 15*time.Minute, "how long completed operation rows stay readable (at least 5m)")
 	fs.IntVar(&opts.TFTPBlockSize, "tftp-blksize", 1468, "TFTP block size to negotiate")
