@@ -273,9 +273,15 @@ func (r *rig) waitBankState(t *testing.T, idx int, want mib.BankState) {
 // reset runs a reset operation and waits for the agent to come back.
 func (r *rig) reset(t *testing.T, idx int) {
 	t.Helper()
-	before := r.agent.Uptime(t)
+	// The agent re-executes itself (same PID): its log says when the new
+	// process serves. (Comparing sysUpTime before and after is racy on a
+	// loaded machine: the new process may outlive the old uptime before
+	// the first poll.)
+	from := r.agent.LogSize()
 	r.op(t, idx, "reset", "", "")
-	r.agent.WaitRestarted(t, before)
+	r.agent.WaitLog(t, from, "reset: re-executing")
+	r.agent.WaitLog(t, from, "msg=serving")
+	r.agent.WaitReady(t)
 	if res := r.wait(t, idx); res.state != strconv.Itoa(int(mib.OpSuccessful)) {
 		t.Fatalf("reset #%d after restart: got %+v, want successful", idx, res)
 	}
