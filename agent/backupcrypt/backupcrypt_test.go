@@ -230,8 +230,9 @@ func mustKey(t *testing.T, b []byte) Key {
 	return k
 }
 
-// FuzzReader: arbitrary input never panics and never decrypts to success
-// unless it is the archive it was seeded from.
+// FuzzReader: arbitrary input never panics, and only an archive written
+// under the key decrypts (each fuzz worker process writes its own, with
+// its own salt, so the check is on the plaintext).
 func FuzzReader(f *testing.F) {
 	key := testKey(7)
 	var buf bytes.Buffer
@@ -244,7 +245,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte(Magic))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		got, err := decrypt(key, in)
-		if err == nil && !bytes.Equal(in, valid) {
+		if err == nil && string(got) != "hello, backup" {
 			t.Fatalf("an input other than the valid archive decrypted to %q", got)
 		}
 	})
