@@ -9,28 +9,38 @@ import (
 	"github.com/iadsafe/iad-agent/agent/transfer"
 )
 
-// backup packs the live configuration into an archive and streams it to
-// the server as it is made.
+// backup packs the live configuration into an archive (encrypted when
+// the device has a key) and streams it to the server as it is made.
 func (a *Agent) backup(ctx context.Context, r *row) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	packErr := make(chan error, 1)
 	go func() {
-		_, _, err := a.config.Backup(ctx, pw, config.BackupMeta{
-			SoftwareVersion: a.currentVersion(),
-			ConfigFormat:    a.runningConfigFormat(),
-		})
+		w, seal, err := a.sealBackup(pw)
+		if err == nil {
+			_, _, err = a.config.Backup(ctx, w, config.BackupMeta{
+				SoftwareVersion: a.currentVersion(),
+				ConfigFormat:    a.runningConfigFormat(),
+			})
+		}
+		if err == nil {
+			err = seal()
+		}
 		pw.CloseWithError(err)
 		packErr <- err
 	}()
-	_, err := transfer.Upload(ctx, a.transferRequest(r), pr, -1, transfer.Hooks{
+	hr := newHashingReader(pr)
+	_, err := transfer.Upload(ctx, a.transferRequest(r), hr, -1, transfer.Hooks{
 		Progress: func(done int64) { a.progress(r, done, false) },
 	})
 	pr.CloseWithError(fmt.Errorf("upload ended"))
 	perr := <-packErr
 	if perr != nil && !errorsIsAny(perr, io.ErrClosedPipe, context.Canceled) {
 		return fmt.Errorf("packing configuration: %w", perr)
+	}
+	if err == nil {
+		a.recordBackup(hr)
 	}
 	return err
 }
