@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/iadsafe/iad-agent/agent/config"
+	"github.com/iadsafe/iad-agent/agent/iadconfig"
 )
 
 // restore downloads a configuration archive (decrypting it when the
@@ -32,6 +35,9 @@ func (a *Agent) restore(ctx context.Context, r *row) error {
 	m := staged.Manifest()
 	a.log.Info("configuration staged", "files", len(m.Files), "from_version", m.SoftwareVersion, "config_format", m.ConfigFormat)
 	res, err := a.migrator.Restore(ctx, staged, a.runningConfigFormat(), r.Force)
+	if errors.Is(err, iadconfig.ErrMajorMismatch) {
+		return fmt.Errorf("%w (iadOpForce)", err)
+	}
 	if err != nil {
 		return err
 	}

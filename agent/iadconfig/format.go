@@ -135,7 +135,19 @@ func (f *Format) Validate(d *Doc) Problems {
 	if len(ps) == 0 {
 		return nil
 	}
+	// File by file, in the format's order; within a file, field checks
+	// before cross-checks.
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		return cmp.Compare(fileRank(f.Files, a.File), fileRank(f.Files, b.File))
+	})
 	return ps
+}
+
+func fileRank(files []string, name string) int {
+	if i := slices.Index(files, name); i >= 0 {
+		return i
+	}
+	return len(files)
 }
 
 func cutSpace(s string) (string, string, bool) {

@@ -41,7 +41,7 @@ func TestValidateRules(t *testing.T) {
 		{"valid v3", 3, nil, nil},
 		// Files and versions.
 		{"missing file", 1, []edit{func(d *iadconfig.Doc) { delete(d.Files, p) }},
-			[]string{"ports.conf: missing", "users.conf: line.1.port: fxs1 is not defined in ports.conf", "users.conf: line.2.port: fxs2 is not defined in ports.conf", "users.conf: line.10.port: fxs3 is not defined in ports.conf"}},
+			[]string{"users.conf: line.1.port: fxs1 is not defined in ports.conf", "users.conf: line.2.port: fxs2 is not defined in ports.conf", "users.conf: line.10.port: fxs3 is not defined in ports.conf", "ports.conf: missing"}},
 		{"file of another version", 1, []edit{func(d *iadconfig.Doc) { d.Files[pr].Version = 2 }},
 			[]string{"protocol.conf: format-version: is 2, the configuration is format 1"}},
 		{"unknown field", 1, []edit{set(u, "line.1.colour", "red"), set(df, "net.wan.mtu", "1500")},
