@@ -201,3 +201,31 @@ func TestConvertNeverLeaksSecrets(t *testing.T) {
 		t.Errorf("Secrets: got %d, want 2", len(got))
 	}
 }
+
+// TestReferenceDoc keeps the tables of docs/config-format.md in step with
+// the registered formats and converters.
+func TestReferenceDoc(t *testing.T) {
+	path := filepath.Join("..", "..", "docs", "config-format.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- BEGIN GENERATED", "<!-- END GENERATED -->"
+	doc := string(b)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no generated section", path)
+	}
+	i += strings.Index(doc[i:], "\n") + 1
+	want := iadconfig.Default().Reference()
+	if *update {
+		doc = doc[:i] + want + doc[j:]
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got := doc[i:j]; got != want {
+		t.Errorf("%s is out of date with the registry; rerun with -update", path)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Compat is an OpenWrt-style compatibility version of a format: formats
@@ -253,4 +254,40 @@ func (f *Format) firstOfBlock(fl *Field) int {
 		}
 	}
 	return f.fieldIndex(fl)
+}
+
+// Reference renders the registered formats and converters as Markdown
+// tables, for docs/config-format.md (a test keeps the two in step).
+func (r *Registry) Reference() string {
+	var b strings.Builder
+	for _, v := range r.Versions() {
+		f := r.formats[v]
+		fmt.Fprintf(&b, "### Format %d (compat %s)\n\n%s.\n\n", f.Version, f.Compat, upperFirst(f.Summary))
+		fmt.Fprintf(&b, "Files: %s.\n\n", "`"+strings.Join(f.Files, "`, `")+"`")
+		b.WriteString("| file | key | value | required | meaning |\n| --- | --- | --- | --- | --- |\n")
+		for _, fl := range f.Fields {
+			req := ""
+			if fl.Required {
+				req = "yes"
+			}
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", fl.File, fl.Key, fl.Type.Name, req, fl.Doc)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("### Converters\n\n| step | kind | what it does |\n| --- | --- | --- |\n")
+	for _, c := range r.Converters() {
+		kind := "minor"
+		if r.IsMajor(c.From, c.To) {
+			kind = "major (restore needs iadOpForce)"
+		}
+		fmt.Fprintf(&b, "| %d → %d | %s | %s |\n", c.From, c.To, kind, c.Summary)
+	}
+	return b.String()
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
