@@ -45,7 +45,10 @@ func (a *Agent) backup(ctx context.Context, r *row) error {
 	return err
 }
 
+// runningConfigFormat is the configuration format of the running
+// software, from its image header; software that declares none (0) is
+// taken to use the factory format 1.
 func (a *Agent) runningConfigFormat() uint32 {
 	s := a.banks.Snapshot()
-	return s.Slots[a.banks.Running()].ConfigFormat
+	return max(s.Slots[a.banks.Running()].ConfigFormat, 1)
 }
