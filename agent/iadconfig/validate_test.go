@@ -98,6 +98,7 @@ func TestValidateRules(t *testing.T) {
 			[]string{"subscribers.conf: line.1: enabled, but no port in ports.conf rings it"}},
 		{"v3 enabled line unmapped", 3, []edit{del(p, "fxs3.line")}, []string{"subscribers.conf: line.10: enabled, but no port in ports.conf rings it"}},
 		{"v3 disabled line may be unmapped", 3, []edit{del(p, "fxs2.line")}, nil},
+		{"v3 line reference", 3, []edit{set(p, "fxs2.line", "0")}, []string{`ports.conf: fxs2.line: "0" is not a line number 1..64`}},
 		{"v3 line on fxo port", 3, []edit{set(p, "fxo1.line", "2")}, []string{"ports.conf: fxo1.line: is an FXS setting on FXO port fxo1"}},
 		{"v3 has no users.conf mapping", 3, []edit{set("subscribers.conf", "line.1.port", "fxs1")}, []string{"subscribers.conf: line.1.port: unknown field"}},
 	}
