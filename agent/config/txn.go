@@ -649,15 +649,16 @@ func (st *Staged) ReadFile(name string, max int64) ([]byte, error) {
 	return readLimited(st.dir, name, max)
 }
 
-// ReadLiveFile reads a file of the live configuration like Staged.ReadFile.
+// ReadLiveFile reads a file of the live configuration like
+// Staged.ReadFile. It does not wait for a running Stage, Backup or copy:
+// like the device's other software it reads through the live link, and
+// retries once if a swap removed the generation it had resolved.
 func (s *Store) ReadLiveFile(name string, max int64) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	gen, err := s.currentGen()
-	if err != nil {
-		return nil, err
+	b, err := readLimited(s.LiveDir(), name, max)
+	if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnsafe) {
+		b, err = readLimited(s.LiveDir(), name, max)
 	}
-	return readLimited(filepath.Join(s.root, gen), name, max)
+	return b, err
 }
 
 func readLimited(dir, name string, max int64) ([]byte, error) {
