@@ -112,12 +112,13 @@ type Agent struct {
 	banks   *bank.Banks
 	devices []*bank.File
 	config  *config.Store
+	engine  *snmp.Engine
+	notify  *notify.Sender
+	boot    bank.BootResult
+	conn    net.PacketConn
+
 	// migrator converts and applies configurations (configuration.go).
 	migrator *migrate.Migrator
-	engine   *snmp.Engine
-	notify   *notify.Sender
-	boot     bank.BootResult
-	conn     net.PacketConn
 
 	mu      sync.Mutex
 	rows    map[uint32]*row

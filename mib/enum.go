@@ -101,24 +101,26 @@ func OpStateLabels() map[string]OpState { return invert(opStateLabels) }
 type FailCause int32
 
 const (
-	FailNone                FailCause = 1
-	FailTimeout             FailCause = 2
-	FailServerUnreachable   FailCause = 3
-	FailFileNotFound        FailCause = 4
-	FailAuthFailed          FailCause = 5
-	FailImageCorrupt        FailCause = 6
-	FailImageIncompatible   FailCause = 7
-	FailSignatureInvalid    FailCause = 8
-	FailFlashWriteError     FailCause = 9
-	FailConfigInvalid       FailCause = 10
-	FailBusy                FailCause = 11
-	FailInterrupted         FailCause = 12
-	FailNoSpace             FailCause = 13
-	FailUntrustedKey        FailCause = 14
-	FailAccessDenied        FailCause = 15
-	FailTransferError       FailCause = 16
-	FailNoFallback          FailCause = 17
-	FailInternalError       FailCause = 18
+	FailNone              FailCause = 1
+	FailTimeout           FailCause = 2
+	FailServerUnreachable FailCause = 3
+	FailFileNotFound      FailCause = 4
+	FailAuthFailed        FailCause = 5
+	FailImageCorrupt      FailCause = 6
+	FailImageIncompatible FailCause = 7
+	FailSignatureInvalid  FailCause = 8
+	FailFlashWriteError   FailCause = 9
+	FailConfigInvalid     FailCause = 10
+	FailBusy              FailCause = 11
+	FailInterrupted       FailCause = 12
+	FailNoSpace           FailCause = 13
+	FailUntrustedKey      FailCause = 14
+	FailAccessDenied      FailCause = 15
+	FailTransferError     FailCause = 16
+	FailNoFallback        FailCause = 17
+	FailInternalError     FailCause = 18
+
+	// Configuration format conversion and apply (issue 6).
 	FailConfigTooNew        FailCause = 19
 	FailConfigMajorMismatch FailCause = 20
 	FailConfigConvertFailed FailCause = 21
@@ -126,24 +128,25 @@ const (
 )
 
 var failCauseLabels = map[FailCause]string{
-	FailNone:                "none",
-	FailTimeout:             "timeout",
-	FailServerUnreachable:   "serverUnreachable",
-	FailFileNotFound:        "fileNotFound",
-	FailAuthFailed:          "authFailed",
-	FailImageCorrupt:        "imageCorrupt",
-	FailImageIncompatible:   "imageIncompatible",
-	FailSignatureInvalid:    "signatureInvalid",
-	FailFlashWriteError:     "flashWriteError",
-	FailConfigInvalid:       "configInvalid",
-	FailBusy:                "busy",
-	FailInterrupted:         "interrupted",
-	FailNoSpace:             "noSpace",
-	FailUntrustedKey:        "untrustedKey",
-	FailAccessDenied:        "accessDenied",
-	FailTransferError:       "transferError",
-	FailNoFallback:          "noFallback",
-	FailInternalError:       "internalError",
+	FailNone:              "none",
+	FailTimeout:           "timeout",
+	FailServerUnreachable: "serverUnreachable",
+	FailFileNotFound:      "fileNotFound",
+	FailAuthFailed:        "authFailed",
+	FailImageCorrupt:      "imageCorrupt",
+	FailImageIncompatible: "imageIncompatible",
+	FailSignatureInvalid:  "signatureInvalid",
+	FailFlashWriteError:   "flashWriteError",
+	FailConfigInvalid:     "configInvalid",
+	FailBusy:              "busy",
+	FailInterrupted:       "interrupted",
+	FailNoSpace:           "noSpace",
+	FailUntrustedKey:      "untrustedKey",
+	FailAccessDenied:      "accessDenied",
+	FailTransferError:     "transferError",
+	FailNoFallback:        "noFallback",
+	FailInternalError:     "internalError",
+
 	FailConfigTooNew:        "configTooNew",
 	FailConfigMajorMismatch: "configMajorMismatch",
 	FailConfigConvertFailed: "configConvertFailed",
