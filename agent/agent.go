@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/agent/config"
 	"github.com/iadsafe/iad-agent/agent/journal"
+	"github.com/iadsafe/iad-agent/agent/migrate"
 	"github.com/iadsafe/iad-agent/agent/notify"
 	"github.com/iadsafe/iad-agent/agent/snmp"
 	"github.com/iadsafe/iad-agent/bank"
@@ -47,6 +49,18 @@ type Options struct {
 	ResetGrace    time.Duration
 	TFTPBlockSize int // default 1468
 	Logger        *slog.Logger
+
+	// ReloadCmd, when set, is run through /bin/sh -c after every change
+	// of the live configuration; if it fails, the previous configuration
+	// is put back. ReloadTimeout bounds it (default 1 min).
+	ReloadCmd     string
+	ReloadTimeout time.Duration
+	// ConfigKey, when set, encrypts every backup; restores then accept
+	// only archives encrypted under it.
+	ConfigKey *backupcrypt.Key
+	// FactoryConfigFormat is the configuration format of the factory
+	// software in bank A; default 1.
+	FactoryConfigFormat uint32
 }
 
 func (o *Options) setDefaults() error {
@@ -89,6 +103,9 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FactoryConfigFormat == 0 {
+		o.FactoryConfigFormat = 1
+	}
 	return nil
 }
 
@@ -106,6 +123,9 @@ type Agent struct {
 	boot    bank.BootResult
 	conn    net.PacketConn
 
+	// migrator converts and applies configurations (configuration.go).
+	migrator *migrate.Migrator
+
 	mu      sync.Mutex
 	rows    map[uint32]*row
 	running uint32 // index of the running operation, 0 if none
@@ -113,6 +133,8 @@ type Agent struct {
 	resetCh chan struct{}
 	// startup holds notifications decided before the sender runs.
 	startup []func()
+	// lastBackup is what iadConfigLastBackup* report (guarded by mu).
+	lastBackup lastBackup
 }
 
 // New opens the agent's state, boots the bank the boot state selects
@@ -141,7 +163,7 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		return nil, err
 	}
 	bankOpts.Logger = a.log
-	bankOpts.Factory = bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: 1, Factory: true}
+	bankOpts.Factory = bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: opts.FactoryConfigFormat, Factory: true}
 	a.banks, err = bank.New(ctx, bankOpts)
 	if err != nil {
 		return nil, err
@@ -153,7 +175,7 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if a.boot.Reverted {
 		a.log.Warn("boot reverted", "failed_bank", a.boot.FailedSlot, "reason", a.boot.Reason)
 	}
-	if a.config, err = config.Open(ctx, config.Options{Root: filepath.Join(opts.DataDir, "config"), Logger: a.log}); err != nil {
+	if err := a.openConfig(ctx); err != nil {
 		return nil, err
 	}
 	a.engine = snmp.New(snmp.Options{

@@ -56,6 +56,9 @@ type Op struct {
 	Arming    uint32    `json:"arming,omitempty"`
 	Started   time.Time `json:"started,omitzero"`
 	Completed time.Time `json:"completed,omitzero"`
+	// Force is iadOpForce: convert a restored configuration across a
+	// major format version. Absent in older records, meaning false.
+	Force bool `json:"force,omitempty"`
 }
 
 // Journal is the operation store.
