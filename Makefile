@@ -33,6 +33,23 @@ test-deps: ## install the Debian packages the tests need (apt-get; run as root)
 .PHONY: test
 test: test-deps lint ## install test dependencies, then run the whole suite (unit, integration with real net-snmp/tftpd-hpa/vsftpd)
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) bench-smoke
+
+BENCH_OUT ?= bench-out
+BENCHFLAGS ?= -run '^$$' -bench . -benchtime 1x -timeout 60m
+
+.PHONY: bench
+bench: build ## measure throughput, memory and flash writes against curl and dd; writes docs/BENCHMARKS.md and $(BENCH_OUT)/results.json
+	@mkdir -p $(BENCH_OUT) docs && rm -f $(BENCH_OUT)/results.jsonl
+	IAD_BENCH_OUT=$(abspath $(BENCH_OUT))/results.jsonl $(GO) test $(BENCHFLAGS) ./scripts/bench/
+	$(GO) run ./scripts/bench/report -in $(BENCH_OUT)/results.jsonl -json $(BENCH_OUT)/results.json -md docs/BENCHMARKS.md -command "make bench"
+
+.PHONY: bench-smoke
+bench-smoke: ## one small iteration of every benchmark (CI: proves they run; figures are not judged)
+	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/smoke.jsonl
+	IAD_BENCH_OUT=$(abspath $(BENCH_OUT))/smoke.jsonl IAD_BENCH_SIZES=2MiB IAD_BENCH_MEM_SIZES=2MiB IAD_BENCH_CONFIG_SIZE=1MiB \
+	  $(GO) test $(BENCHFLAGS) ./scripts/bench/
+	$(GO) run ./scripts/bench/report -in $(BENCH_OUT)/smoke.jsonl -json $(BENCH_OUT)/smoke.json
 
 .PHONY: test-unit
 test-unit: ## only the fast in-process tests (no external tools needed)

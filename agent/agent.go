@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,11 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/agent/config"
 	"github.com/iadsafe/iad-agent/agent/journal"
+	"github.com/iadsafe/iad-agent/agent/migrate"
 	"github.com/iadsafe/iad-agent/agent/notify"
 	"github.com/iadsafe/iad-agent/agent/snmp"
 	"github.com/iadsafe/iad-agent/bank"
+	"github.com/iadsafe/iad-agent/bank/setup"
 	"github.com/iadsafe/iad-agent/mib"
 )
 
@@ -31,6 +35,10 @@ type Options struct {
 	Hardware    string              // hardware-compatibility string; default "iad-generic"
 	Version     string              // version of the factory software in bank A; default "1.0.0"
 	SlotSize    int64               // bytes per file-backed slot; default 512 MiB (sparse)
+	// BankConfig is a bank configuration file (see bank/setup): which
+	// storage backs the slots and where the boot state lives. Empty
+	// means two file slots and a JSON state under DataDir/bank.
+	BankConfig string
 	// CommitAfter is the health check: a trial boot is committed once the
 	// agent has served SNMP for this long. Default 30s.
 	CommitAfter time.Duration
@@ -41,6 +49,18 @@ type Options struct {
 	ResetGrace    time.Duration
 	TFTPBlockSize int // default 1468
 	Logger        *slog.Logger
+
+	// ReloadCmd, when set, is run through /bin/sh -c after every change
+	// of the live configuration; if it fails, the previous configuration
+	// is put back. ReloadTimeout bounds it (default 1 min).
+	ReloadCmd     string
+	ReloadTimeout time.Duration
+	// ConfigKey, when set, encrypts every backup; restores then accept
+	// only archives encrypted under it.
+	ConfigKey *backupcrypt.Key
+	// FactoryConfigFormat is the configuration format of the factory
+	// software in bank A; default 1.
+	FactoryConfigFormat uint32
 }
 
 func (o *Options) setDefaults() error {
@@ -83,6 +103,9 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FactoryConfigFormat == 0 {
+		o.FactoryConfigFormat = 1
+	}
 	return nil
 }
 
@@ -93,12 +116,15 @@ type Agent struct {
 	start   time.Time
 	journal *journal.Journal
 	banks   *bank.Banks
-	devices []*bank.File
+	devices []io.Closer
 	config  *config.Store
 	engine  *snmp.Engine
 	notify  *notify.Sender
 	boot    bank.BootResult
 	conn    net.PacketConn
+
+	// migrator converts and applies configurations (configuration.go).
+	migrator *migrate.Migrator
 
 	mu      sync.Mutex
 	rows    map[uint32]*row
@@ -107,6 +133,8 @@ type Agent struct {
 	resetCh chan struct{}
 	// startup holds notifications decided before the sender runs.
 	startup []func()
+	// lastBackup is what iadConfigLastBackup* report (guarded by mu).
+	lastBackup lastBackup
 }
 
 // New opens the agent's state, boots the bank the boot state selects
@@ -130,21 +158,13 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if a.journal, err = journal.Open(ctx, filepath.Join(opts.DataDir, "journal.db")); err != nil {
 		return nil, err
 	}
-	devs := map[bank.Slot]bank.Device{}
-	for _, s := range []bank.Slot{bank.SlotA, bank.SlotB} {
-		f, err := bank.OpenFile(filepath.Join(opts.DataDir, "bank", "slot-"+s.String()+".img"), opts.SlotSize)
-		if err != nil {
-			return nil, fmt.Errorf("agent: slot %s: %w", s, err)
-		}
-		a.devices = append(a.devices, f)
-		devs[s] = f
+	bankOpts, err := a.openBank()
+	if err != nil {
+		return nil, err
 	}
-	a.banks, err = bank.New(ctx, bank.Options{
-		Devices: devs,
-		Store:   bank.NewFileStore(filepath.Join(opts.DataDir, "bank", "state.json")),
-		Logger:  a.log,
-		Factory: bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: 1, Factory: true},
-	})
+	bankOpts.Logger = a.log
+	bankOpts.Factory = bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: opts.FactoryConfigFormat, Factory: true}
+	a.banks, err = bank.New(ctx, bankOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +175,7 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if a.boot.Reverted {
 		a.log.Warn("boot reverted", "failed_bank", a.boot.FailedSlot, "reason", a.boot.Reason)
 	}
-	if a.config, err = config.Open(ctx, config.Options{Root: filepath.Join(opts.DataDir, "config"), Logger: a.log}); err != nil {
+	if err := a.openConfig(ctx); err != nil {
 		return nil, err
 	}
 	a.engine = snmp.New(snmp.Options{
@@ -183,6 +203,39 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	}
 	return a, nil
 }
+
+// openBank opens the slots and the boot state: from opts.BankConfig, or
+// two file slots and a JSON state under DataDir/bank.
+func (a *Agent) openBank() (bank.Options, error) {
+	if a.opts.BankConfig != "" {
+		c, err := setup.ParseFile(a.opts.BankConfig)
+		if err != nil {
+			return bank.Options{}, err
+		}
+		o, err := c.Open()
+		if err != nil {
+			return bank.Options{}, err
+		}
+		a.devices = append(a.devices, o)
+		a.log.Info("bank storage", "config", a.opts.BankConfig, "slot_a", c.Slots[bank.SlotA].Type, "slot_b", c.Slots[bank.SlotB].Type, "state", c.State.Type, "boot_counter", c.State.BootCounter)
+		return o.Options(c), nil
+	}
+	devs := map[bank.Slot]bank.Device{}
+	for _, s := range []bank.Slot{bank.SlotA, bank.SlotB} {
+		f, err := bank.OpenFile(filepath.Join(a.opts.DataDir, "bank", "slot-"+s.String()+".img"), a.opts.SlotSize)
+		if err != nil {
+			return bank.Options{}, fmt.Errorf("agent: slot %s: %w", s, err)
+		}
+		a.devices = append(a.devices, syncCloser{f})
+		devs[s] = f
+	}
+	return bank.Options{Devices: devs, Store: bank.NewFileStore(filepath.Join(a.opts.DataDir, "bank", "state.json"))}, nil
+}
+
+// syncCloser syncs a file slot before closing it.
+type syncCloser struct{ f *bank.File }
+
+func (c syncCloser) Close() error { c.f.Sync(); return c.f.Close() }
 
 func hostname() string {
 	h, err := os.Hostname()
@@ -241,9 +294,8 @@ func (a *Agent) close() {
 	if a.journal != nil {
 		a.journal.Close()
 	}
-	for _, f := range a.devices {
-		f.Sync()
-		f.Close()
+	for _, d := range a.devices {
+		d.Close()
 	}
 }
 

@@ -102,7 +102,7 @@ func (a *Agent) recoverOps(ctx context.Context) error {
 		if op.State != mib.OpRunning {
 			continue
 		}
-		if op.Type == mib.OpReset {
+		if op.Type == mib.OpReset || a.upgradeArmed(op) {
 			r.State, r.FailCause, r.Progress = mib.OpSuccessful, mib.FailNone, 100
 		} else {
 			r.State, r.FailCause = mib.OpFailed, mib.FailInterrupted
@@ -120,6 +120,17 @@ func (a *Agent) recoverOps(ctx context.Context) error {
 		a.startup = append(a.startup, a.notifyReverted)
 	}
 	return nil
+}
+
+// upgradeArmed reports whether an upgrade cut short by a restart had
+// already armed its bank: the bank is armed for a trial, or is the trial
+// this very boot runs.
+func (a *Agent) upgradeArmed(op journal.Op) bool {
+	if op.Type != mib.OpUpgrade || op.Arming == 0 {
+		return false
+	}
+	s := a.banks.Snapshot()
+	return uint32(s.Trial) == op.Arming
 }
 
 // startOp is called from a committed SET with the row already in a.rows.

@@ -180,12 +180,22 @@ type State struct {
 	// Active is the committed bank: the one booted when no trial is armed.
 	Active Slot `json:"active"`
 	// Trial is the bank armed for (or running) a trial boot; 0 if none.
-	Trial     Slot              `json:"trial"`
-	TriesLeft int               `json:"tries_left"`
+	Trial     Slot `json:"trial"`
+	TriesLeft int  `json:"tries_left"`
+	// Armed is the number of tries the trial was armed with; a trial
+	// with TriesLeft < Armed has been booted at least once. 0 without a
+	// trial (and in states written before the field existed).
+	Armed     int               `json:"armed,omitempty"`
 	BootLimit int               `json:"boot_limit"`
 	Slots     map[Slot]SlotInfo `json:"slots"`
 	// Seq increases with every save, so that two copies can be ordered.
 	Seq uint64 `json:"seq"`
+	// Abandoned is the bank the last boot decision gave up on (0 if
+	// none), and AbandonReason says why. A boot stage that counts tries
+	// (iad-boot, or the store's reading of a bootloader's revert) records
+	// it so that the software it starts can report the revert once.
+	Abandoned     Slot   `json:"abandoned,omitempty"`
+	AbandonReason string `json:"abandon_reason,omitempty"`
 }
 
 // Clone returns a deep copy of s.
@@ -209,6 +219,12 @@ func (s State) validate() error {
 	}
 	if s.Trial != 0 && !s.Trial.Valid() {
 		return fmt.Errorf("%w: trial slot %v", ErrCorruptState, s.Trial)
+	}
+	if s.Abandoned != 0 && !s.Abandoned.Valid() {
+		return fmt.Errorf("%w: abandoned slot %v", ErrCorruptState, s.Abandoned)
+	}
+	if s.Armed < 0 || s.Armed > MaxBootLimit {
+		return fmt.Errorf("%w: armed tries %d", ErrCorruptState, s.Armed)
 	}
 	if s.TriesLeft < 0 || s.TriesLeft > MaxBootLimit {
 		return fmt.Errorf("%w: tries left %d", ErrCorruptState, s.TriesLeft)

@@ -29,6 +29,14 @@ type Options struct {
 	// DefaultBootLimit is the boot limit of a freshly initialised state;
 	// 0 means DefaultBootLimit.
 	DefaultBootLimit int
+	// BootCounted says that a boot stage before this software (a
+	// bootloader that counts tries, such as U-Boot's bootcount, or
+	// iad-boot) has already applied the boot rules to the state and
+	// spent this boot's try. Boot then adopts that choice: the running
+	// bank is the trial if one is armed, else the active bank; it
+	// neither spends a try nor verifies nor reverts, and it reports a
+	// revert the boot stage recorded (State.Abandoned) once.
+	BootCounted bool
 }
 
 func (o *Options) validate() error {
@@ -61,6 +69,7 @@ type Banks struct {
 	devices map[Slot]Device
 	store   StateStore
 	log     *slog.Logger
+	counted bool
 
 	mu         sync.Mutex
 	state      State // always equal to what the store last saved
@@ -78,6 +87,7 @@ func New(ctx context.Context, opts Options) (*Banks, error) {
 		devices: make(map[Slot]Device, len(allSlots)),
 		store:   opts.Store,
 		log:     opts.Logger,
+		counted: opts.BootCounted,
 	}
 	for s, d := range opts.Devices {
 		b.devices[s] = d
@@ -142,12 +152,19 @@ func (b *Banks) Boot(ctx context.Context) (BootResult, error) {
 	}
 
 	next := b.state.Clone()
-	res, err := b.decide(ctx, &next)
+	var res BootResult
+	var err error
+	if b.counted {
+		res = b.adopt(&next)
+	} else {
+		res, err = b.decide(ctx, &next)
+	}
 	if err != nil && !errors.Is(err, ErrNoBootableBank) {
 		return BootResult{}, err
 	}
 	// Save even an unchanged state on success: Seq then records the boot.
-	if err == nil || !sameState(next, b.state) {
+	// A boot stage that counted has saved already: save only a change.
+	if (err == nil && !b.counted) || !sameState(next, b.state) {
 		if serr := b.save(ctx, next); serr != nil {
 			return BootResult{}, errors.Join(err, serr)
 		}
@@ -172,6 +189,9 @@ func sameState(a, b State) bool {
 	if a.Active != b.Active || a.Trial != b.Trial || a.TriesLeft != b.TriesLeft || a.BootLimit != b.BootLimit {
 		return false
 	}
+	if a.Abandoned != b.Abandoned || a.AbandonReason != b.AbandonReason || a.Armed != b.Armed {
+		return false
+	}
 	for _, s := range allSlots {
 		if a.Slots[s] != b.Slots[s] {
 			return false
@@ -180,16 +200,50 @@ func sameState(a, b State) bool {
 	return true
 }
 
-// decide applies the boot rules to st. It returns ErrNoBootableBank (with
-// st still worth saving) when neither bank verifies.
-func (b *Banks) decide(ctx context.Context, st *State) (BootResult, error) {
-	// A slot left "writing" lost power mid-install: its content is partial.
+// discardWriting empties slots left "writing": they lost power
+// mid-install and their content is partial.
+func (b *Banks) discardWriting(st *State) {
 	for _, s := range allSlots {
 		if st.Slots[s].State == SlotWriting {
 			st.Slots[s] = SlotInfo{State: SlotEmpty}
 			b.log.Warn("bank: discarding interrupted write", "slot", s)
 		}
 	}
+}
+
+// adopt takes the choice a counting boot stage made (see
+// Options.BootCounted) and consumes the revert it recorded.
+func (b *Banks) adopt(st *State) BootResult {
+	b.discardWriting(st)
+	res := BootResult{Slot: st.Active}
+	// The boot stage has booted an armed trial once it spent a try; an
+	// armed trial with all its tries left has not been booted yet (the
+	// software restarted without a reset). Armed is 0 in states written
+	// before it existed: those trials count as booted.
+	if st.Trial != 0 && (st.Armed == 0 || st.TriesLeft < st.Armed) {
+		res = BootResult{Slot: st.Trial, Trial: true}
+	}
+	if st.Abandoned != 0 {
+		res.Reverted, res.FailedSlot, res.Reason = true, st.Abandoned, st.AbandonReason
+		st.Abandoned, st.AbandonReason = 0, ""
+	}
+	return res
+}
+
+// decide applies the boot rules to st, recording a revert in
+// st.Abandoned. It returns ErrNoBootableBank (with st still worth saving)
+// when neither bank verifies.
+func (b *Banks) decide(ctx context.Context, st *State) (BootResult, error) {
+	st.Abandoned, st.AbandonReason = 0, ""
+	res, err := b.decideSlot(ctx, st)
+	if err == nil && res.Reverted {
+		st.Abandoned, st.AbandonReason = res.FailedSlot, res.Reason
+	}
+	return res, err
+}
+
+func (b *Banks) decideSlot(ctx context.Context, st *State) (BootResult, error) {
+	b.discardWriting(st)
 	buf := make([]byte, chunkSize)
 	var res BootResult
 	fail := func(s Slot, reason string) {
@@ -219,6 +273,7 @@ func (b *Banks) decide(ctx context.Context, st *State) (BootResult, error) {
 		}
 		st.Trial = 0
 		st.TriesLeft = 0
+		st.Armed = 0
 	}
 
 	a := st.Active
@@ -405,6 +460,7 @@ func (b *Banks) Arm(ctx context.Context, s Slot) error {
 	next := b.state.Clone()
 	next.Trial = s
 	next.TriesLeft = next.BootLimit
+	next.Armed = next.BootLimit
 	if err := b.save(ctx, next); err != nil {
 		return err
 	}
@@ -428,6 +484,7 @@ func (b *Banks) Commit(ctx context.Context) (bool, error) {
 	next.Active = b.running
 	next.Trial = 0
 	next.TriesLeft = 0
+	next.Armed = 0
 	if err := b.save(ctx, next); err != nil {
 		return false, err
 	}
@@ -451,9 +508,9 @@ func (b *Banks) Revert(ctx context.Context) (needsReset bool, err error) {
 	next := b.state.Clone()
 	switch {
 	case next.Trial != 0 && next.Trial != b.running:
-		next.Trial, next.TriesLeft = 0, 0
+		next.Trial, next.TriesLeft, next.Armed = 0, 0, 0
 	case next.Trial == b.running:
-		next.Trial, next.TriesLeft = 0, 0
+		next.Trial, next.TriesLeft, next.Armed = 0, 0, 0
 		needsReset = true
 	case next.Active != b.running:
 		return true, nil

@@ -17,6 +17,16 @@ type Device interface {
 	Size() int64
 }
 
+// Updater is implemented by a Device that must know the length of a
+// write before its first byte, such as a UBI volume, whose update ioctl
+// takes the new size and marks the volume corrupted until exactly that
+// many bytes have arrived. Install calls BeginUpdate once per payload,
+// after the slot is recorded as "writing" and before the first WriteAt;
+// the writes that follow are sequential from offset 0.
+type Updater interface {
+	BeginUpdate(size int64) error
+}
+
 // File is a Device backed by a regular file, for development hosts and
 // tests.
 type File struct {

@@ -32,6 +32,11 @@ func (b *Banks) Install(ctx context.Context, meta SlotInfo, r io.Reader, progres
 	dev := b.devices[target]
 	buf := make([]byte, chunkSize)
 
+	if u, ok := dev.(Updater); ok {
+		if err := u.BeginUpdate(meta.Size); err != nil {
+			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: starting update: %w", ErrWrite, target, err))
+		}
+	}
 	sum, err := b.stream(ctx, target, dev, meta.Size, r, progress, buf)
 	if err != nil {
 		return 0, b.failInstall(ctx, target, meta, SlotEmpty, err)
@@ -95,7 +100,7 @@ func (b *Banks) beginInstall(ctx context.Context, meta SlotInfo) (Slot, error) {
 	}
 	next := b.state.Clone()
 	if next.Trial == target {
-		next.Trial, next.TriesLeft = 0, 0
+		next.Trial, next.TriesLeft, next.Armed = 0, 0, 0
 	}
 	if next.Active == target {
 		// The target is the committed bank (a revert is pending). An

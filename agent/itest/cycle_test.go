@@ -105,8 +105,8 @@ func TestFullCycle(t *testing.T) {
 
 	// The whole table reads back over GetBulk; passwords never do.
 	rows := r.ro.BulkWalk(t, "iadOpTable")
-	if len(rows) != 8*17 {
-		t.Errorf("bulkwalk iadOpTable: got %d variables, want %d (8 rows x 17 columns)", len(rows), 8*17)
+	if len(rows) != 8*18 {
+		t.Errorf("bulkwalk iadOpTable: got %d variables, want %d (8 rows x 18 columns)", len(rows), 8*18)
 	}
 	for _, vb := range rows {
 		if len(vb.OID) > len(mib.IadOpPassword.String()) && vb.OID[:len(mib.IadOpPassword.String())+1] == mib.IadOpPassword.String()+"." && vb.Value != "" {

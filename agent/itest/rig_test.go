@@ -84,8 +84,16 @@ func newRig(t *testing.T, o rigOptions) *rig {
 }
 
 // image builds a signed image with a random payload of size bytes into
-// both servers' directories and returns its file name.
+// both servers' directories and returns its file name. Its software uses
+// configuration format 1, as the factory software does.
 func (r *rig) image(t *testing.T, name, version, hw, keyPrefix string, size int) string {
+	t.Helper()
+	return r.imageFormat(t, name, version, hw, keyPrefix, size, 1)
+}
+
+// imageFormat is image for software that uses configuration format
+// configFormat (the image header says so).
+func (r *rig) imageFormat(t *testing.T, name, version, hw, keyPrefix string, size int, configFormat uint32) string {
 	t.Helper()
 	payload := make([]byte, size)
 	rng := rand.New(rand.NewPCG(uint64(size), 7))
@@ -97,7 +105,7 @@ func (r *rig) image(t *testing.T, name, version, hw, keyPrefix string, size int)
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(payload)
-	h := image.Header{Hardware: hw, Version: version, ConfigFormat: 1, PayloadSize: int64(size), PayloadSHA256: sum, Created: time.Now()}
+	h := image.Header{Hardware: hw, Version: version, ConfigFormat: configFormat, PayloadSize: int64(size), PayloadSHA256: sum, Created: time.Now()}
 	var buf bytes.Buffer
 	if err := image.Build(&buf, h, bytes.NewReader(payload), key); err != nil {
 		t.Fatal(err)
@@ -273,9 +281,15 @@ func (r *rig) waitBankState(t *testing.T, idx int, want mib.BankState) {
 // reset runs a reset operation and waits for the agent to come back.
 func (r *rig) reset(t *testing.T, idx int) {
 	t.Helper()
-	before := r.agent.Uptime(t)
+	// The agent re-executes itself (same PID): its log says when the new
+	// process serves. (Comparing sysUpTime before and after is racy on a
+	// loaded machine: the new process may outlive the old uptime before
+	// the first poll.)
+	from := r.agent.LogSize()
 	r.op(t, idx, "reset", "", "")
-	r.agent.WaitRestarted(t, before)
+	r.agent.WaitLog(t, from, "reset: re-executing")
+	r.agent.WaitLog(t, from, "msg=serving")
+	r.agent.WaitReady(t)
 	if res := r.wait(t, idx); res.state != strconv.Itoa(int(mib.OpSuccessful)) {
 		t.Fatalf("reset #%d after restart: got %+v, want successful", idx, res)
 	}

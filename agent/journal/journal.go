@@ -50,8 +50,15 @@ type Op struct {
 	Bytes     uint64              `json:"bytes"`
 	FailCause mib.FailCause       `json:"failCause"`
 	FailText  string              `json:"failText,omitempty"`
-	Started   time.Time           `json:"started,omitzero"`
-	Completed time.Time           `json:"completed,omitzero"`
+	// Arming is the bank an upgrade was about to arm when this record
+	// was written (0: not that far yet). After a crash it tells whether
+	// the interrupted upgrade had in fact completed.
+	Arming    uint32    `json:"arming,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Completed time.Time `json:"completed,omitzero"`
+	// Force is iadOpForce: convert a restored configuration across a
+	// major format version. Absent in older records, meaning false.
+	Force bool `json:"force,omitempty"`
 }
 
 // Journal is the operation store.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/iadsafe/iad-agent/agent"
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/image"
 )
 
@@ -42,6 +43,8 @@ func run(args []string) int {
 		slotSize string
 		resetCmd string
 		logLevel string
+		keyFile  string
+		factFmt  uint
 	)
 	fs.StringVar(&opts.DataDir, "data", "./var", "directory for state, journal, file banks and configuration")
 	fs.StringVar(&opts.Listen, "listen", "127.0.0.1:16161", "UDP address to serve SNMP on")
@@ -52,11 +55,16 @@ func run(args []string) int {
 	fs.StringVar(&opts.Hardware, "hw", "iad-generic", "hardware-compatibility string images must carry")
 	fs.StringVar(&resetCmd, "reset-cmd", "exec", `what a reset does: "exec" re-executes this program (development host), "reboot" calls reboot(2) (device), anything else is run with /bin/sh -c`)
 	fs.StringVar(&slotSize, "slot-size", "512MiB", "size of each file-backed bank slot (sparse file)")
+	fs.StringVar(&opts.BankConfig, "bank-config", "", "bank configuration FILE: slot storage (file, block, mtd, ubi) and boot state (file or U-Boot environment); default: file slots under -data")
 	fs.DurationVar(&opts.CommitAfter, "commit-after", 30*time.Second, "health check: commit a trial boot after serving this long")
 	fs.DurationVar(&opts.OpRetention, "op-retention", 15*time.Minute, "how long completed operation rows stay readable (at least 5m)")
 	fs.IntVar(&opts.TFTPBlockSize, "tftp-blksize", 1468, "TFTP block size to negotiate")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&opts.Version, "factory-version", version, "software version of the factory install in bank A")
+	fs.UintVar(&factFmt, "factory-config-format", 1, "configuration format of the factory install in bank A")
+	fs.StringVar(&opts.ReloadCmd, "reload-cmd", "", "command (run with /bin/sh -c) that makes the services reload the configuration; if it fails, the previous configuration is put back")
+	fs.DurationVar(&opts.ReloadTimeout, "reload-timeout", time.Minute, "how long -reload-cmd may take")
+	fs.StringVar(&keyFile, "config-key", "", "device key FILE (32 bytes, or 64 hex digits as openssl rand -hex 32 writes): encrypt backups, and restore only archives encrypted under it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -85,6 +93,22 @@ func run(args []string) int {
 			return 2
 		}
 		opts.Trusted = append(opts.Trusted, k)
+	}
+	if factFmt == 0 || factFmt > 1<<32-1 {
+		fmt.Fprintf(os.Stderr, "iad-agent: -factory-config-format must be 1..4294967295\n")
+		return 2
+	}
+	opts.FactoryConfigFormat = uint32(factFmt)
+	if keyFile != "" {
+		k, err := backupcrypt.LoadKey(keyFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iad-agent: -config-key: %v\n", err)
+			return 2
+		}
+		if fi, err := os.Stat(keyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("the device key file is readable by other users", "file", keyFile, "mode", fi.Mode().Perm())
+		}
+		opts.ConfigKey = &k
 	}
 	if len(opts.Trusted) == 0 {
 		log.Warn("no -trust key given: every upgrade image will be rejected")

@@ -1,0 +1,84 @@
+package block
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func statDev(path string) (devID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return "", fmt.Errorf("block: %s is not a block device", path)
+	}
+	return devID(fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))), nil
+}
+
+// Open opens the slot after checking that nothing in use overlaps it. A
+// regular file (development host) has 512-byte sectors and no checks.
+func Open(opts Options) (*Device, error) {
+	opts.setDefaults()
+	var st unix.Stat_t
+	if err := unix.Stat(opts.Path, &st); err != nil {
+		return nil, fmt.Errorf("block: %s: %w", opts.Path, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		f, err := os.OpenFile(opts.Path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("block: %w", err)
+		}
+		d, err := newDevice(f, opts.Path, st.Size, 512, opts)
+		if err != nil {
+			f.Close()
+		}
+		return d, err
+	case unix.S_IFBLK:
+	default:
+		return nil, fmt.Errorf("block: %s is neither a block device nor a regular file", opts.Path)
+	}
+	id := devID(fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+	f, err := os.OpenFile(opts.Path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("block: %w", err)
+	}
+	fail := func(err error) (*Device, error) { f.Close(); return nil, err }
+	var devSize uint64
+	if err := ioctl(f, unix.BLKGETSIZE64, unsafe.Pointer(&devSize)); err != nil {
+		return fail(fmt.Errorf("block: %s: BLKGETSIZE64: %w", opts.Path, err))
+	}
+	var sector int32
+	if err := ioctl(f, unix.BLKSSZGET, unsafe.Pointer(&sector)); err != nil {
+		return fail(fmt.Errorf("block: %s: BLKSSZGET: %w", opts.Path, err))
+	}
+	d, err := newDevice(f, opts.Path, int64(devSize), int64(sector), opts)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkInUse(opts, id, d.off, d.size, statDev); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+func ioctl(f *os.File, req uint, arg unsafe.Pointer) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno unix.Errno
+	if cerr := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
+	}); cerr != nil {
+		return cerr
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

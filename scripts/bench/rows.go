@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"encoding/json"
+	"os"
+	"sync"
+)
+
+// Row is one measured figure, as make bench tabulates it.
+type Row struct {
+	Group  string  `json:"group"` // "upgrade", "memory", "flash", …
+	Name   string  `json:"name"`  // what ran, e.g. "agent tftp blksize 1468"
+	Size   int64   `json:"size"`  // bytes moved, 0 if not applicable
+	MBps   float64 `json:"mbps,omitempty"`
+	Ratio  float64 `json:"ratio,omitempty"` // against the reference named in Ref
+	Ref    string  `json:"ref,omitempty"`
+	RSSKiB int64   `json:"rss_kib,omitempty"` // peak resident set size
+	Value  float64 `json:"value,omitempty"`   // for other figures, with Unit
+	Unit   string  `json:"unit,omitempty"`
+}
+
+var outMu sync.Mutex
+
+// record appends r to $IAD_BENCH_OUT, when set.
+func record(r Row) error {
+	path := os.Getenv("IAD_BENCH_OUT")
+	if path == "" {
+		return nil
+	}
+	outMu.Lock()
+	defer outMu.Unlock()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	return err
+}
