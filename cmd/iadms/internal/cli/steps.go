@@ -130,6 +130,7 @@ func restoreCmd(ctx context.Context, args []string, stdio IO) int {
 	var s singleFlags
 	s.register(fs, true)
 	in := fs.String("in", "", "backup archive `file` to restore (made by iadms backup or upgrade)")
+	force := fs.Bool("force-convert", false, "let the device convert the configuration across a major format version (iadOpForce)")
 	if code, ok := parse(fs, args, stdio); !ok {
 		return code
 	}
@@ -157,7 +158,7 @@ func restoreCmd(ctx context.Context, args []string, stdio IO) int {
 	if err := files.StoreBackup(ctx, p.Options().Device, file, fh); err != nil {
 		return exitFor(stdio, "restore", err)
 	}
-	if err := p.RestoreOnce(ctx, file); err != nil {
+	if err := p.RestoreOnce(ctx, file, *force); err != nil {
 		return exitFor(stdio, "restore", err)
 	}
 	fmt.Fprintf(stdio.Stdout, "restored %s on %s\n", *in, p.Options().Device)

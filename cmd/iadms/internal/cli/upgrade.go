@@ -37,6 +37,7 @@ type upgradeFlags struct {
 	report      string
 	convert     string
 	force       bool
+	forceConv   bool
 	abandon     bool
 	trust       string
 }
@@ -57,6 +58,7 @@ func upgradeCmd(ctx context.Context, args []string, stdio IO) int {
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to `file`")
 	fs.StringVar(&f.convert, "convert", "", "configuration converter `command`, run as COMMAND FROM TO DIR when the new software expects another configuration format")
 	fs.BoolVar(&f.force, "force", false, "upgrade a device even if it already runs the image's version")
+	fs.BoolVar(&f.forceConv, "force-convert", false, "let restores convert the configuration across a major format version (iadOpForce)")
 	fs.BoolVar(&f.abandon, "abandon", false, "abandon unfinished runs of another image instead of refusing")
 	fs.StringVar(&f.trust, "trust", "", "public `key` file: verify every image (signature and payload) before starting")
 	if code, ok := parse(fs, args, stdio); !ok {
@@ -184,7 +186,7 @@ func (e *env) upgrade(ctx context.Context, f *upgradeFlags, retriesSet bool) (in
 	v, closeView := newView(e.io, len(ts))
 	interactive := !isFleet && !retriesSet && term.IsTerminal(e.io.Stdin)
 	var decider procedure.Decider = procedure.Never{}
-	var conv convert.Converter
+	var conv, fallback convert.Converter
 	if f.convert != "" {
 		conv = convert.Command{Argv: strings.Fields(f.convert), Logger: e.log}
 	}
@@ -197,16 +199,14 @@ func (e *env) upgrade(ctx context.Context, f *upgradeFlags, retriesSet bool) (in
 			pr.SetPause(b.Pause)
 		}
 		decider = procedure.Ask{Prompt: pr.Ask}
-		if conv == nil {
-			conv = convert.Manual{Ask: pr.Ask}
-		}
+		fallback = convert.Manual{Ask: pr.Ask}
 	}
 	if lis == nil {
 		v.Print("notifications off: polling only")
 	}
 	started := time.Now()
 	run := func(ctx context.Context, t fleet.Target) fleet.Outcome {
-		return e.upgradeOne(ctx, t, findTarget(ts, t.Name), images, f, jr, files, lis, decider, conv, v)
+		return e.upgradeOne(ctx, t, findTarget(ts, t.Name), images, f, jr, files, lis, decider, conv, fallback, v)
 	}
 	opts := fleet.Options{Concurrency: f.concurrency, Canary: f.canary, MaxFailPercent: f.maxFail}
 	if !isFleet {
@@ -311,7 +311,7 @@ func imageFor(t target, f *upgradeFlags) string {
 }
 
 func (e *env) upgradeOne(ctx context.Context, ft fleet.Target, t target, images map[string]imageInfo, f *upgradeFlags,
-	jr *journal.Store, files procedure.Files, lis *traps.Listener, decider procedure.Decider, conv convert.Converter, v view) fleet.Outcome {
+	jr *journal.Store, files procedure.Files, lis *traps.Listener, decider procedure.Decider, conv, fallback convert.Converter, v view) fleet.Outcome {
 	img := images[imageFor(t, f)]
 	if img.err != nil {
 		return fleet.Outcome{Run: journal.Run{
@@ -332,18 +332,20 @@ func (e *env) upgradeOne(ctx context.Context, ft fleet.Target, t target, images 
 	p := procedure.New(procedure.Options{
 		Device: t.Name, Addr: t.Addr, CredRef: t.CredRef,
 		Image: img.ref, Hardware: img.hdr.Hardware,
-		// The new software's configuration format comes from the image
-		// header until the agent publishes it in its MIB.
-		Format:    convert.ImageFormat{Header: img.hdr},
-		Converter: conv,
-		Timeouts:  f.timeouts,
-		Poll:      f.common.poll,
-		Decider:   decider,
-		Observer:  v,
-		Journal:   jr,
-		WorkDir:   f.common.state,
-		Force:     f.force,
-		Logger:    e.log,
+		// The new software's configuration format: the device's
+		// iadConfigFormat.0, or the image header for agents without it.
+		Format:       convert.ImageFormat{Header: img.hdr},
+		Converter:    conv,
+		Fallback:     fallback,
+		ForceConvert: f.forceConv,
+		Timeouts:     f.timeouts,
+		Poll:         f.common.poll,
+		Decider:      decider,
+		Observer:     v,
+		Journal:      jr,
+		WorkDir:      f.common.state,
+		Force:        f.force,
+		Logger:       e.log,
 	}, cl, files, events)
 	r, err := p.Run(ctx)
 	return fleet.Outcome{Run: r, Err: err}

@@ -5,11 +5,11 @@
 // another by running a converter over the extracted files and packing
 // them again with a fresh manifest.
 //
-// Where the target format comes from is a seam (FormatSource): today the
-// signed image's header carries it; once the agent publishes the running
-// software's format in its MIB, a source that reads it plugs in here. The
-// converter is a seam too: an operator's program (Command), the operator
-// by hand (Manual), or anything else.
+// Where the target format comes from is a seam (FormatSource): an agent
+// that publishes its running format (iadConfigFormat.0) is asked first,
+// and converts restores itself; for agents without it the signed image's
+// header says (ImageFormat). The converter is a seam too: an operator's
+// program (Command), the operator by hand (Manual), or anything else.
 //
 // Archives are unpacked and packed by agent/config, the same code the
 // device uses, so every archive iadms makes is one the device accepts and

@@ -326,6 +326,25 @@ func (c *Client) Software(ctx context.Context) (Software, error) {
 	return s, nil
 }
 
+// truthTrue is TruthValue true(1) of SNMPv2-TC.
+const truthTrue = 1
+
+// ConfigFormat reads iadConfigFormat.0, the configuration format of the
+// running software. known is false when the agent does not have the
+// object: it predates configuration formats and does not convert a
+// restored configuration itself.
+func (c *Client) ConfigFormat(ctx context.Context) (format uint32, known bool, err error) {
+	v, err := c.Get(ctx, mib.IadConfigFormat.Append(0))
+	if err != nil {
+		return 0, false, err
+	}
+	if v[0].Type == gosnmp.NoSuchObject || v[0].Type == gosnmp.NoSuchInstance {
+		return 0, false, nil
+	}
+	f, err := asUint(v[0])
+	return f, err == nil, err
+}
+
 // CheckWrite proves that the credentials may write: it sets
 // iadSwBootLimit.0 to the value it has (limit, as read), which changes
 // nothing. An agent drops a SET with a read-only community without an
@@ -350,6 +369,10 @@ type Request struct {
 	Password creds.Secret
 	// Timeout is iadOpTimeout; 0 lets the agent choose.
 	Timeout time.Duration
+	// Force sets iadOpForce (a restore converts across a major
+	// configuration format version). It is sent only when true, so
+	// agents without the column take the other requests.
+	Force bool
 }
 
 // StartOp creates row idx with createAndGo in one SET carrying the whole
@@ -387,6 +410,9 @@ func (c *Client) StartOp(ctx context.Context, idx uint32, r Request) error {
 	case mib.OpReset, mib.OpRevert:
 	default:
 		return fmt.Errorf("%w: operation type %d", ErrConfig, r.Type)
+	}
+	if r.Force {
+		pdus = append(pdus, gosnmp.SnmpPDU{Name: col(mib.IadOpForce), Type: gosnmp.Integer, Value: truthTrue})
 	}
 	if r.Timeout > 0 {
 		secs := uint((r.Timeout + time.Second - 1) / time.Second)

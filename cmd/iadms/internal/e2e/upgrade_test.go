@@ -89,27 +89,32 @@ func TestUpgradePollingOnly(t *testing.T) {
 }
 
 // TestUpgradeConvertsConfig: the new software expects configuration
-// format 2, so the backup (format 1) is converted before the restore. The
-// converter fails on its first run; the unattended retry (--retries 1)
-// converts again and restores.
+// format 2, and the operator's converter (--convert) converts the backup
+// (format 1) at the station before the restore. The converter fails on
+// its first run; the unattended retry (--retries 1) converts again and
+// restores. Its leading comment in defaults.conf shows that the live
+// configuration is the station's conversion.
 func TestUpgradeConvertsConfig(t *testing.T) {
 	s := newStation(t)
 	a := s.agent(t, agentOpts{})
 	img := s.image(t, "v2.img", "2.0.0", 2, 128<<10)
 	mark := filepath.Join(s.dir, "converter-ran-once")
 	script := filepath.Join(s.dir, "convert.sh")
+	// Format 1 to 2 for the factory configuration (docs/config-format.md):
+	// one codec list instead of a preferred/fallback pair, lists of NTP
+	// servers and trap targets.
 	conv := `#!/bin/sh
 set -e
 from=$1 to=$2 dir=$3
 if [ ! -e ` + mark + ` ]; then : > ` + mark + `; echo "converter: first run fails on purpose" >&2; exit 3; fi
-printf 'format-version=%s\nconverted-from=%s\n' "$to" "$from" > "$dir/format.conf"
-sed -i 's/^/v2 /' "$dir/ports.conf"
+cd "$dir"
+sed -i "s/^format-version = $from\$/format-version = $to/" *.conf
+sed -i -e '/^codec\.preferred/d' -e '/^codec\.fallback/d' defaults.conf
+sed -i "1a # converted by the station from format $from" defaults.conf
+echo 'codec.list = g711a,g729' >> defaults.conf
+sed -i -e 's/^ntp\.server =/ntp.servers =/' -e 's/^mgmt\.trap-target =/mgmt.trap-targets =/' protocol.conf
 `
 	if err := os.WriteFile(script, []byte(conv), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := os.ReadFile(filepath.Join(liveDir(a), "ports.conf"))
-	if err != nil {
 		t.Fatal(err)
 	}
 	rep := filepath.Join(s.dir, "report.json")
@@ -118,13 +123,13 @@ sed -i 's/^/v2 /' "$dir/ports.conf"
 		t.Fatalf("upgrade failed:\n%s", r)
 	}
 	wantRunning(t, a, "2.0.0", mib.BankB)
-	got, err := os.ReadFile(filepath.Join(liveDir(a), "format.conf"))
-	if err != nil || string(got) != "format-version=2\nconverted-from=1\n" {
-		t.Errorf("format.conf: got %q, %v", got, err)
+	defaults, err := os.ReadFile(filepath.Join(liveDir(a), "defaults.conf"))
+	if err != nil || !strings.HasPrefix(string(defaults), "format-version = 2\n# converted by the station from format 1\n") ||
+		!strings.Contains(string(defaults), "codec.list = g711a,g729") {
+		t.Errorf("defaults.conf is not the station's conversion: %v\n%s", err, defaults)
 	}
-	gotPorts, _ := os.ReadFile(filepath.Join(liveDir(a), "ports.conf"))
-	if !strings.HasPrefix(string(gotPorts), "v2 ") || strings.Count(string(gotPorts), "\n") != strings.Count(string(ports), "\n") {
-		t.Errorf("ports.conf not converted line by line:\n%s", gotPorts)
+	if v := a.SNMP(roCommunity).GetValue(t, "iadConfigLiveFormat.0"); v != "2" {
+		t.Errorf("iadConfigLiveFormat.0 = %s, want 2", v)
 	}
 	d := readReport(t, rep).Devices[0]
 	var restore string
@@ -138,6 +143,55 @@ sed -i 's/^/v2 /' "$dir/ports.conf"
 	}
 	if !strings.Contains(restore, "conversion") || !strings.Contains(restore, "first run fails on purpose") {
 		t.Errorf("restore failure: got %q", restore)
+	}
+}
+
+// TestUpgradeDeviceConverts: without a converter of the operator's, the
+// device (which publishes iadConfigFormat) gets the format-1 backup as it
+// is and converts it to its format 2 itself.
+func TestUpgradeDeviceConverts(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{})
+	img := s.image(t, "v2.img", "2.0.0", 2, 128<<10)
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", img)
+	if r.code != 0 || !strings.Contains(r.stdout, "the device converts the backup from configuration format 1 to 2") {
+		t.Fatalf("upgrade:\n%s", r)
+	}
+	wantRunning(t, a, "2.0.0", mib.BankB)
+	v := a.SNMP(roCommunity).Get(t, "iadConfigFormat.0", "iadConfigLiveFormat.0")
+	if v["iadConfigFormat.0"] != "2" || v["iadConfigLiveFormat.0"] != "2" {
+		t.Errorf("config formats: %v, want 2 and 2", v)
+	}
+	defaults, _ := os.ReadFile(filepath.Join(liveDir(a), "defaults.conf"))
+	if !strings.HasPrefix(string(defaults), "format-version = 2\n") || !strings.Contains(string(defaults), "codec.list") {
+		t.Errorf("defaults.conf not in format 2:\n%s", defaults)
+	}
+}
+
+// TestUpgradeMajorFormat: software of another major configuration format
+// (3, compat 2.0): the device refuses the format-1 backup without the
+// operator's consent, and iadms says how to give it; a restore with
+// --force-convert then converts it.
+func TestUpgradeMajorFormat(t *testing.T) {
+	s := newStation(t)
+	a := s.agent(t, agentOpts{})
+	img := s.image(t, "v3.img", "3.0.0", 3, 128<<10)
+	rep := filepath.Join(s.dir, "report.json")
+	r := s.run(t, "upgrade", "--device", a.Target(), "--image", img, "--report", rep)
+	if r.code != 1 {
+		t.Fatalf("upgrade: want exit 1\n%s", r)
+	}
+	d := readReport(t, rep).Devices[0]
+	if d.Status != string(journal.Failed) || !strings.Contains(d.Reason, "restore failed: configMajorMismatch") || !strings.Contains(d.Reason, "--force-convert") {
+		t.Fatalf("report: %s %q", d.Status, d.Reason)
+	}
+	wantRunning(t, a, "3.0.0", mib.BankB)
+	r = s.run(t, "restore", "--device", a.Target(), "--in", backupFile(t, s), "--force-convert")
+	if r.code != 0 {
+		t.Fatalf("forced restore:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(liveDir(a), "subscribers.conf")); err != nil {
+		t.Errorf("no subscribers.conf after the conversion to format 3: %v", err)
 	}
 }
 

@@ -106,8 +106,12 @@ type ResetMark struct {
 
 // Backup is the backup taken by the run.
 type Backup struct {
-	File            string `json:"file"`
-	Name            string `json:"name"` // as the device requests it
+	File string `json:"file"`
+	Name string `json:"name"` // as the device requests it
+	// Encrypted means the device encrypts its backups: iadms cannot read
+	// the manifest (ConfigFormat and SoftwareVersion are unknown, 0 and
+	// "") and leaves any conversion to the device.
+	Encrypted       bool   `json:"encrypted,omitempty"`
 	ConfigFormat    uint32 `json:"configFormat"`
 	SoftwareVersion string `json:"softwareVersion"`
 	Size            int64  `json:"size"`
@@ -145,14 +149,17 @@ type Run struct {
 	Attempts map[Step]int `json:"attempts,omitempty"`
 	// Failures counts failed attempts per retry group (backup, upgrade,
 	// restore).
-	Failures     map[Step]int `json:"failures,omitempty"`
-	Baseline     *Baseline    `json:"baseline,omitempty"`
-	Pending      *Pending     `json:"pending,omitempty"`
-	Reset        *ResetMark   `json:"reset,omitempty"`
-	Backup       *Backup      `json:"backup,omitempty"`
-	RestoreFile  string       `json:"restoreFile,omitempty"`
-	FinalVersion string       `json:"finalVersion,omitempty"`
-	Results      []Result     `json:"results,omitempty"`
+	Failures    map[Step]int `json:"failures,omitempty"`
+	Baseline    *Baseline    `json:"baseline,omitempty"`
+	Pending     *Pending     `json:"pending,omitempty"`
+	Reset       *ResetMark   `json:"reset,omitempty"`
+	Backup      *Backup      `json:"backup,omitempty"`
+	RestoreFile string       `json:"restoreFile,omitempty"`
+	// Force is the operator's consent (a yes to the forced retry) to
+	// restore across a major configuration format version.
+	Force        bool     `json:"force,omitempty"`
+	FinalVersion string   `json:"finalVersion,omitempty"`
+	Results      []Result `json:"results,omitempty"`
 	// Resumed counts how often an iadms took this run over from another.
 	Resumed int `json:"resumed,omitempty"`
 }

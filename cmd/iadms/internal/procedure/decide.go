@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/iadsafe/iad-agent/cmd/iadms/internal/journal"
+	"github.com/iadsafe/iad-agent/mib"
 )
 
 // Question is what a Decider is asked after a failed step.
@@ -27,6 +28,9 @@ type Decision struct {
 	Declined bool
 	// Why is said in the report ("retry 1 of 3", "operator said no").
 	Why string
+	// Force lets the retried restore convert across a major
+	// configuration format version: the operator's explicit consent.
+	Force bool
 }
 
 // Decider says whether to retry a failed step.
@@ -45,6 +49,9 @@ func (Never) Retry(context.Context, Question) (Decision, error) {
 type Retries struct{ N int }
 
 func (r Retries) Retry(_ context.Context, q Question) (Decision, error) {
+	if q.Failure.Cause == mib.FailConfigMajorMismatch.String() {
+		return Decision{Why: "the same restore would be refused again; --force-convert converts across a major version"}, nil
+	}
 	if q.Failures <= r.N {
 		return Decision{Retry: true, Why: fmt.Sprintf("retry %d of %d", q.Failures, r.N)}, nil
 	}
@@ -62,6 +69,15 @@ type Ask struct {
 func (a Ask) Retry(ctx context.Context, q Question) (Decision, error) {
 	if a.Max > 0 && q.Failures > a.Max {
 		return Decision{Why: fmt.Sprintf("%d retries used up", a.Max)}, nil
+	}
+	if q.Failure.Cause == mib.FailConfigMajorMismatch.String() {
+		ok, err := a.Prompt(ctx, fmt.Sprintf("%s: %s failed: %s: %s\n"+
+			"The backup's configuration format is of another major version than the new software's.\n"+
+			"Retry the restore, converting across the major version (iadOpForce)?", q.Device, q.Step, q.Failure.Cause, q.Failure.Text))
+		if err != nil || !ok {
+			return Decision{Declined: !ok, Why: "operator declined the forced conversion"}, err
+		}
+		return Decision{Retry: true, Force: true, Why: "operator said yes to a forced conversion"}, nil
 	}
 	what := string(q.Group)
 	extra := ""

@@ -45,6 +45,9 @@ type fakeDevice struct {
 	loseAnswer map[mib.OpType]bool            // SET applied but its answer lost (once)
 	down       int                            // requests to leave unanswered
 	readOnly   bool                           // SETs are dropped
+	needsForce bool                           // restores cross a major format version
+
+	restored []string // restore files, with "+force" when forced
 
 	started []mib.OpType
 }
@@ -177,8 +180,17 @@ func (d *fakeDevice) StartOp(ctx context.Context, idx uint32, r device.Request) 
 				d.trial, d.tries = o, d.limit
 			}
 		case mib.OpRestoreConfig:
-			if d.files.get(r.File) == nil {
+			switch {
+			case d.files.get(r.File) == nil:
 				fail(mib.FailFileNotFound, "no backup "+r.File)
+			case d.needsForce && !r.Force:
+				fail(mib.FailConfigMajorMismatch, "backup: format 1 (compat 1.0) and the running format 3 (compat 2.0) differ in major version")
+			default:
+				f := r.File
+				if r.Force {
+					f += "+force"
+				}
+				d.restored = append(d.restored, f)
 			}
 		case mib.OpReset:
 			op.State, op.Progress = mib.OpRunning, 0
@@ -300,3 +312,26 @@ func (f *fakeFiles) PublishBackup(_ context.Context, dev, file string, _ netip.A
 	return "cfg/" + dev + "/" + file, nil
 }
 func (f *fakeFiles) Embedded() bool { return f.embedded }
+
+// formatDevice is a fake that publishes its configuration format and
+// converts restores itself, as an agent with iadConfigFormat does.
+type formatDevice struct {
+	*fakeDevice
+	format uint32
+}
+
+func (d formatDevice) ConfigFormat(ctx context.Context) (uint32, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.request(); err != nil {
+		return 0, false, err
+	}
+	return d.format, true, nil
+}
+
+// converterFunc adapts a function to convert.Converter.
+type converterFunc func(ctx context.Context, from, to uint32, dir string) error
+
+func (f converterFunc) Convert(ctx context.Context, from, to uint32, dir string) error {
+	return f(ctx, from, to, dir)
+}

@@ -134,12 +134,21 @@ type Options struct {
 	Image journal.Image
 	// Hardware is the image's hardware string, checked before starting.
 	Hardware string
-	// Format tells the config format of the new software; nil means the
-	// image header's Image.ConfigFormat.
+	// Format tells the config format of the new software when the device
+	// does not publish it (iadConfigFormat.0); nil means the image
+	// header's Image.ConfigFormat.
 	Format convert.FormatSource
-	// Converter converts a backup when the formats differ; nil means none.
+	// Converter converts a backup at the station whenever the formats
+	// differ (the operator's own converter); nil leaves the conversion to
+	// the device when it can, else to Fallback.
 	Converter convert.Converter
-	Timeouts  Timeouts
+	// Fallback converts at the station (the operator by hand) when the
+	// device cannot convert itself; nil means none.
+	Fallback convert.Converter
+	// ForceConvert lets restores convert across a major configuration
+	// format version (iadOpForce).
+	ForceConvert bool
+	Timeouts     Timeouts
 	// Poll is the polling interval (default 1s); notifications trigger
 	// extra polls in between.
 	Poll time.Duration
@@ -431,6 +440,9 @@ func (p *Procedure) runStep(ctx context.Context) error {
 		p.noteVersion(ctx)
 		p.finish(status, reason)
 		return p.save(ctx)
+	}
+	if d.Force {
+		p.rec.Force = true
 	}
 	p.observe(Update{Kind: Info, Step: step, Text: "retrying " + string(g) + " (" + d.Why + ")"})
 	if g == journal.StepUpgrade {

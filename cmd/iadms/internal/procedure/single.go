@@ -32,14 +32,15 @@ func (p *Procedure) BackupOnce(ctx context.Context) (journal.Backup, error) {
 }
 
 // RestoreOnce has the device restore file, a backup already in the Files
-// store.
-func (p *Procedure) RestoreOnce(ctx context.Context, file string) error {
+// store; force sets iadOpForce (a conversion across a major format
+// version).
+func (p *Procedure) RestoreOnce(ctx context.Context, file string, force bool) error {
 	p.single()
 	name, err := p.files.PublishBackup(ctx, p.opts.Device, file, p.opts.Addr.Addr())
 	if err != nil {
 		return fail(journal.StepRestore, CauseRefused, "cannot serve the backup: %v", err)
 	}
-	_, err = p.runOp(ctx, journal.StepRestore, device.Request{Type: mib.OpRestoreConfig, File: name}, p.opts.Timeouts.Restore)
+	_, err = p.runOp(ctx, journal.StepRestore, device.Request{Type: mib.OpRestoreConfig, File: name, Force: force}, p.opts.Timeouts.Restore)
 	return err
 }
 

@@ -1,12 +1,14 @@
 package procedure
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/cmd/iadms/internal/convert"
 	"github.com/iadsafe/iad-agent/cmd/iadms/internal/device"
 	"github.com/iadsafe/iad-agent/cmd/iadms/internal/journal"
@@ -75,7 +77,14 @@ func (p *Procedure) backup(ctx context.Context, attempt int) error {
 		return fail(journal.StepBackup, CauseBackup, "the backup cannot be read back: %v", err)
 	}
 	defer rc.Close()
-	cr := &countReader{r: rc}
+	br := bufio.NewReader(rc)
+	cr := &countReader{r: br}
+	if prefix, _ := br.Peek(len(backupcrypt.Magic)); backupcrypt.IsEncrypted(prefix) {
+		io.Copy(io.Discard, cr)
+		p.rec.Backup = &journal.Backup{File: file, Name: name, Encrypted: true, Size: cr.n}
+		p.observe(Update{Kind: Info, Step: journal.StepBackup, Text: fmt.Sprintf("backup %s: %d bytes, encrypted by the device", file, cr.n)})
+		return nil
+	}
 	m, err := convert.ReadManifest(cr)
 	if err != nil {
 		return fail(journal.StepBackup, CauseBackup, "the backup cannot be read back: %v", err)
@@ -248,8 +257,34 @@ func (p *Procedure) commit(ctx context.Context) error {
 	}
 }
 
-// restore puts the backup back, converted first if the new software
-// expects another configuration format.
+// formatReader is a device that publishes its running configuration
+// format (iadConfigFormat.0); such a device converts a restored
+// configuration itself.
+type formatReader interface {
+	ConfigFormat(ctx context.Context) (format uint32, known bool, err error)
+}
+
+// targetFormat returns the configuration format of the software the
+// device runs now, and whether the device converts restores itself.
+func (p *Procedure) targetFormat(ctx context.Context) (uint32, bool, error) {
+	if fr, ok := p.dev.(formatReader); ok {
+		f, known, err := fr.ConfigFormat(ctx)
+		if err != nil {
+			return 0, false, err
+		}
+		if known {
+			return f, true, nil
+		}
+	}
+	f, err := p.opts.Format.TargetFormat(ctx)
+	return f, false, err
+}
+
+// restore puts the backup back. If the new software expects another
+// configuration format, the operator's converter (Converter) converts it
+// at the station; otherwise a device that converts restores itself gets
+// it as it is (with iadOpForce when the operator allowed a major step);
+// otherwise the Fallback (the operator by hand) converts it.
 func (p *Procedure) restore(ctx context.Context, attempt int) error {
 	b := p.rec.Backup
 	if b == nil {
@@ -257,22 +292,49 @@ func (p *Procedure) restore(ctx context.Context, attempt int) error {
 		f.final = true
 		return f
 	}
-	to, err := p.opts.Format.TargetFormat(ctx)
+	to, deviceConverts, err := p.targetFormat(ctx)
 	if err != nil {
 		return fail(journal.StepRestore, CauseConversion, "cannot tell the new software's configuration format: %v", err)
 	}
 	file := b.File
-	if b.ConfigFormat != to {
-		file = fmt.Sprintf("%s-restore-%d-format%d.tar", p.rec.RunID, attempt, to)
-		if err := p.convertBackup(ctx, b, file, to); err != nil {
+	force := p.opts.ForceConvert || p.rec.Force
+	converted := fmt.Sprintf("%s-restore-%d-format%d.tar", p.rec.RunID, attempt, to)
+	switch {
+	case b.Encrypted && deviceConverts:
+		p.observe(Update{Kind: Info, Step: journal.StepRestore, Text: fmt.Sprintf("the backup is encrypted; the device decrypts it and converts it to format %d if needed", to)})
+	case b.Encrypted:
+		p.observe(Update{Kind: Info, Step: journal.StepRestore, Text: "the backup is encrypted; restoring it as it is"})
+	case b.ConfigFormat == to:
+	case p.opts.Converter != nil:
+		if err := p.convertBackup(ctx, p.opts.Converter, b, converted, to); err != nil {
 			return err
 		}
+		file = converted
+	case deviceConverts:
+		p.observe(Update{Kind: Info, Step: journal.StepRestore, Text: fmt.Sprintf("the device converts the backup from configuration format %d to %d", b.ConfigFormat, to)})
+	case p.opts.Fallback != nil:
+		if err := p.convertBackup(ctx, p.opts.Fallback, b, converted, to); err != nil {
+			return err
+		}
+		file = converted
+	default:
+		return fail(journal.StepRestore, CauseConversion, "the backup is configuration format %d and %s expects format %d, "+
+			"but the device does not convert and no converter is configured (--convert)", b.ConfigFormat, p.rec.Image.Version, to)
 	}
 	name, err := p.files.PublishBackup(ctx, p.opts.Device, file, p.opts.Addr.Addr())
 	if err != nil {
 		return fail(journal.StepRestore, CauseRefused, "cannot serve the backup: %v", err)
 	}
-	if _, err := p.runOp(ctx, journal.StepRestore, device.Request{Type: mib.OpRestoreConfig, File: name}, p.opts.Timeouts.Restore); err != nil {
+	_, err = p.runOp(ctx, journal.StepRestore, device.Request{Type: mib.OpRestoreConfig, File: name, Force: force}, p.opts.Timeouts.Restore)
+	var f *Failure
+	switch {
+	case errors.As(err, &f) && f.Cause == mib.FailConfigTooNew.String():
+		f.final = true
+		return f
+	case errors.As(err, &f) && f.Cause == mib.FailConfigMajorMismatch.String() && !force:
+		f.Text += " (a restore across a major format version needs the operator's consent: --force-convert)"
+		return f
+	case err != nil:
 		return err
 	}
 	p.rec.RestoreFile = file
@@ -284,14 +346,10 @@ func (p *Procedure) restore(ctx context.Context, attempt int) error {
 
 // convertBackup makes file, the backup converted to format to, unless a
 // resumed run made it already.
-func (p *Procedure) convertBackup(ctx context.Context, b *journal.Backup, file string, to uint32) error {
+func (p *Procedure) convertBackup(ctx context.Context, conv convert.Converter, b *journal.Backup, file string, to uint32) error {
 	if rc, err := p.files.OpenBackup(ctx, p.opts.Device, file); err == nil {
 		rc.Close()
 		return nil
-	}
-	if p.opts.Converter == nil {
-		return fail(journal.StepRestore, CauseConversion, "the backup is configuration format %d and %s expects format %d, but no converter is configured",
-			b.ConfigFormat, p.rec.Image.Version, to)
 	}
 	p.observe(Update{Kind: Info, Step: journal.StepRestore, Text: fmt.Sprintf("converting the backup from configuration format %d to %d", b.ConfigFormat, to)})
 	src, err := p.files.OpenBackup(ctx, p.opts.Device, b.File)
@@ -302,7 +360,7 @@ func (p *Procedure) convertBackup(ctx context.Context, b *journal.Backup, file s
 	pr, pw := io.Pipe()
 	convErr := make(chan error, 1)
 	go func() {
-		_, err := convert.Archive(ctx, src, pw, convert.Plan{From: b.ConfigFormat, To: to, Version: p.rec.Image.Version}, p.opts.Converter, p.opts.WorkDir)
+		_, err := convert.Archive(ctx, src, pw, convert.Plan{From: b.ConfigFormat, To: to, Version: p.rec.Image.Version}, conv, p.opts.WorkDir)
 		pw.CloseWithError(err)
 		convErr <- err
 	}()
