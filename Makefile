@@ -47,7 +47,7 @@ bench: build ## measure throughput, memory and flash writes against curl and dd;
 .PHONY: bench-smoke
 bench-smoke: ## one small iteration of every benchmark (CI: proves they run; figures are not judged)
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/smoke.jsonl
-	IAD_BENCH_OUT=$(abspath $(BENCH_OUT))/smoke.jsonl IAD_BENCH_SIZES=2MiB IAD_BENCH_MEM_SIZES=2MiB IAD_BENCH_CONFIG_SIZE=1MiB IAD_BENCH_FLEET=5 \
+	IAD_BENCH_OUT=$(abspath $(BENCH_OUT))/smoke.jsonl IAD_BENCH_SIZES=2MiB IAD_BENCH_MEM_SIZES=2MiB IAD_BENCH_CONFIG_SIZE=1MiB IAD_BENCH_FLEET=5 IAD_BENCH_SNMP_TIME=1s \
 	  $(GO) test $(BENCHFLAGS) ./scripts/bench/
 	$(GO) run ./scripts/bench/report -in $(BENCH_OUT)/smoke.jsonl -json $(BENCH_OUT)/smoke.json
 
