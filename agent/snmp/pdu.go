@@ -52,3 +52,7 @@ func berLength(n int) []byte {
 	}
 	return []byte{0x83, byte(n >> 16), byte(n >> 8), byte(n)}
 }
+
+// Decode decodes a whole SNMPv1/v2c message with gosnmp behind a recover,
+// for code that receives responses (notify's informs).
+func Decode(msg []byte) (*gosnmp.SnmpPacket, error) { return decode(msg) }
