@@ -24,9 +24,12 @@ import (
 type Options struct {
 	DataDir     string              // state, journal, file banks, config; default "./var"
 	Listen      string              // UDP address; default "127.0.0.1:16161"
-	ROCommunity string              // default "public"
-	RWCommunity string              // empty disables SET
-	Traps       []string            // HOST:PORT notification destinations
+	ROCommunity string              // default "public", none when SNMPConfigFile is set
+	RWCommunity string              // empty: no v2c SET unless the SNMP config file has a rw community
+	Traps       []string            // HOST:PORT destinations of v2c traps
+	// SNMPConfigFile holds communities, SNMPv3 users and notification
+	// destinations (see package snmpconf); empty: none.
+	SNMPConfigFile string
 	Trusted     []ed25519.PublicKey // keys images must be signed with
 	Hardware    string              // hardware-compatibility string; default "iad-generic"
 	Version     string              // version of the factory software in bank A; default "1.0.0"
@@ -50,7 +53,7 @@ func (o *Options) setDefaults() error {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:16161"
 	}
-	if o.ROCommunity == "" {
+	if o.ROCommunity == "" && o.SNMPConfigFile == "" {
 		o.ROCommunity = "public"
 	}
 	if o.Hardware == "" {
@@ -158,9 +161,17 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if a.config, err = config.Open(ctx, config.Options{Root: filepath.Join(opts.DataDir, "config"), Logger: a.log}); err != nil {
 		return nil, err
 	}
+	snmpConf, local, err := a.openSNMPv3(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a.engine = snmp.New(snmp.Options{
 		ReadCommunity:  opts.ROCommunity,
 		WriteCommunity: opts.RWCommunity,
+		Communities:    snmpConf.Communities,
+		Local:          local,
+		AuthenTraps:    snmpConf.AuthenTraps,
+		OnAuthFailure:  func() { a.notify.AuthenticationFailure() },
 		Logger:         a.log,
 		Start:          a.start,
 		System: snmp.SystemInfo{
@@ -169,7 +180,8 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 			Name:     hostname(),
 		},
 	})
-	if a.notify, err = notify.New(notify.Options{Targets: opts.Traps, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
+	if a.notify, err = notify.New(notify.Options{Targets: opts.Traps, Destinations: destinations(snmpConf.Notify),
+		Local: local, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
 		return nil, err
 	}
 	if err := a.registerMIB(); err != nil {

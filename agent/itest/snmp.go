@@ -35,6 +35,45 @@ type SNMP struct {
 	// (default 1).
 	Timeout time.Duration
 	Retries int
+	// V3, when set, makes the tools speak SNMPv3 as this user instead of
+	// v2c with Community.
+	V3 *V3User
+}
+
+// V3User is an SNMPv3 identity for net-snmp's tools.
+type V3User struct {
+	Name string
+	// Level is noAuthNoPriv, authNoPriv or authPriv; empty: the highest
+	// the protocols below allow.
+	Level string
+	// Auth is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512 (empty: none);
+	// Priv is DES, AES, AES-192 or AES-256 (empty: none).
+	Auth, AuthPass string
+	Priv, PrivPass string
+	// Extra are further flags, e.g. "-e", ENGINEID, "-Z", "BOOTS,TIME".
+	Extra []string
+}
+
+func (u *V3User) flags() []string {
+	level := u.Level
+	if level == "" {
+		switch {
+		case u.Priv != "":
+			level = "authPriv"
+		case u.Auth != "":
+			level = "authNoPriv"
+		default:
+			level = "noAuthNoPriv"
+		}
+	}
+	f := []string{"-v3", "-u", u.Name, "-l", level}
+	if u.Auth != "" {
+		f = append(f, "-a", u.Auth, "-A", u.AuthPass)
+	}
+	if u.Priv != "" {
+		f = append(f, "-x", u.Priv, "-X", u.PrivPass)
+	}
+	return append(f, u.Extra...)
 }
 
 func (c SNMP) withDefaults() SNMP {
@@ -132,12 +171,15 @@ func (c SNMP) run(t testing.TB, tool string, args ...string) (stdout, stderr str
 	return o.String(), e.String(), err
 }
 
-// common are the v2c flags every request tool gets.
+// common are the version, security and timing flags every request tool
+// gets.
 func (c SNMP) common() []string {
 	c = c.withDefaults()
-	return []string{"-v2c", "-c", c.Community,
-		"-t", strconv.FormatFloat(c.Timeout.Seconds(), 'f', -1, 64),
-		"-r", strconv.Itoa(c.Retries)}
+	timing := []string{"-t", strconv.FormatFloat(c.Timeout.Seconds(), 'f', -1, 64), "-r", strconv.Itoa(c.Retries)}
+	if c.V3 != nil {
+		return append(c.V3.flags(), timing...)
+	}
+	return append([]string{"-v2c", "-c", c.Community}, timing...)
 }
 
 // Get reads objects with one snmpget and returns their values keyed by
