@@ -22,18 +22,15 @@ import (
 
 // Options configure an Agent. Zero values get the documented defaults.
 type Options struct {
-	DataDir     string   // state, journal, file banks, config; default "./var"
-	Listen      string   // UDP address; default "127.0.0.1:16161"
-	ROCommunity string   // default "public", none when SNMPConfigFile is set
-	RWCommunity string   // empty: no v2c SET unless the SNMP config file has a rw community
-	Traps       []string // HOST:PORT destinations of v2c traps
-	// SNMPConfigFile holds communities, SNMPv3 users and notification
-	// destinations (see package snmpconf); empty: none.
-	SNMPConfigFile string
-	Trusted        []ed25519.PublicKey // keys images must be signed with
-	Hardware       string              // hardware-compatibility string; default "iad-generic"
-	Version        string              // version of the factory software in bank A; default "1.0.0"
-	SlotSize       int64               // bytes per file-backed slot; default 512 MiB (sparse)
+	DataDir     string              // state, journal, file banks, config; default "./var"
+	Listen      string              // UDP address; default "127.0.0.1:16161"
+	ROCommunity string              // default "public"; none when SNMPConfigFile is set
+	RWCommunity string              // empty: no v2c SET unless SNMPConfigFile has a rw community
+	Traps       []string            // HOST:PORT destinations of v2c traps
+	Trusted     []ed25519.PublicKey // keys images must be signed with
+	Hardware    string              // hardware-compatibility string; default "iad-generic"
+	Version     string              // version of the factory software in bank A; default "1.0.0"
+	SlotSize    int64               // bytes per file-backed slot; default 512 MiB (sparse)
 	// CommitAfter is the health check: a trial boot is committed once the
 	// agent has served SNMP for this long. Default 30s.
 	CommitAfter time.Duration
@@ -44,6 +41,10 @@ type Options struct {
 	ResetGrace    time.Duration
 	TFTPBlockSize int // default 1468
 	Logger        *slog.Logger
+
+	// SNMPConfigFile holds communities, SNMPv3 users and notification
+	// destinations (see package snmpconf); empty: none.
+	SNMPConfigFile string
 }
 
 func (o *Options) setDefaults() error {
