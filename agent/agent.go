@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iadsafe/iad-agent/agent/agentx"
 	"github.com/iadsafe/iad-agent/agent/config"
 	"github.com/iadsafe/iad-agent/agent/journal"
 	"github.com/iadsafe/iad-agent/agent/notify"
@@ -45,6 +46,11 @@ type Options struct {
 	// SNMPConfigFile holds communities, SNMPv3 users and notification
 	// destinations (see package snmpconf); empty: none.
 	SNMPConfigFile string
+	// AgentX selects sub-agent mode: the master's AgentX socket
+	// ("unix:/path", "/path" or "tcp:HOST:PORT"). The agent then serves
+	// IAD-UPGRADE-MIB through the master only (no UDP port of its own) and
+	// sends notifications through it as well.
+	AgentX string
 }
 
 func (o *Options) setDefaults() error {
@@ -101,6 +107,7 @@ type Agent struct {
 	config  *config.Store
 	engine  *snmp.Engine
 	notify  *notify.Sender
+	agentx  *agentx.Client // sub-agent mode; nil when serving UDP
 	boot    bank.BootResult
 	conn    net.PacketConn
 
@@ -181,8 +188,15 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 			Name:     hostname(),
 		},
 	})
+	var master notify.Master
+	if opts.AgentX != "" {
+		if a.agentx, err = a.newSubAgent(); err != nil {
+			return nil, err
+		}
+		master = a.agentx
+	}
 	if a.notify, err = notify.New(notify.Options{Targets: opts.Traps, Destinations: destinations(snmpConf.Notify),
-		Local: local, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
+		Master: master, Local: local, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
 		return nil, err
 	}
 	if err := a.registerMIB(); err != nil {
@@ -190,6 +204,9 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	}
 	if err := a.recoverOps(ctx); err != nil {
 		return nil, err
+	}
+	if a.agentx != nil {
+		return a, nil
 	}
 	if a.conn, err = net.ListenPacket("udp", opts.Listen); err != nil {
 		return nil, fmt.Errorf("agent: listen %s: %w", opts.Listen, err)
@@ -205,8 +222,13 @@ func hostname() string {
 	return h
 }
 
-// Addr is the bound SNMP address.
-func (a *Agent) Addr() net.Addr { return a.conn.LocalAddr() }
+// Addr is the bound SNMP address; nil in AgentX sub-agent mode.
+func (a *Agent) Addr() net.Addr {
+	if a.conn == nil {
+		return nil
+	}
+	return a.conn.LocalAddr()
+}
 
 // Run serves SNMP and runs operations until ctx is done (nil) or a reset
 // operation asks for a restart (ErrResetRequested). Either way the
@@ -226,10 +248,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.startup = nil
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
+	// A sub-agent session outlives ctx until the notifications are
+	// flushed: they leave through the master.
+	stopSubAgent := a.runSubAgent()
+	if a.agentx == nil {
+		go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
+		a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())
+	}
 	go a.healthCheck(ctx)
 	go a.ageRows(ctx)
-	a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())
 
 	var err error
 	select {
@@ -240,9 +267,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = fmt.Errorf("agent: serve: %w", e)
 	}
 	cancel()
+	if a.agentx != nil {
+		a.agentx.RefuseSets()
+	}
 	a.opWG.Wait()
 	stopNotify()
 	wg.Wait()
+	stopSubAgent()
 	a.close()
 	return err
 }
