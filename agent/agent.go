@@ -250,7 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	// A sub-agent session outlives ctx until the notifications are
 	// flushed: they leave through the master.
-	stopSubAgent := a.runSubAgent()
+	stopSubAgent := a.runSubAgent(ctx)
 	if a.agentx == nil {
 		go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
 		a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())

@@ -22,8 +22,11 @@ func (a *Agent) newSubAgent() (*agentx.Client, error) {
 }
 
 // runSubAgent starts the AgentX session (if in sub-agent mode) and
-// returns the function that ends it.
-func (a *Agent) runSubAgent() (stop func()) {
+// returns the function that ends it. Requests are served under serve (the
+// agent's run, which operations started by a SET belong to); the session
+// itself lasts until stop, so the last notifications still reach the
+// master.
+func (a *Agent) runSubAgent(serve context.Context) (stop func()) {
 	if a.agentx == nil {
 		return func() {}
 	}
@@ -31,7 +34,7 @@ func (a *Agent) runSubAgent() (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = a.agentx.Run(ctx)
+		_ = a.agentx.Run(ctx, serve)
 	}()
 	a.log.Info("serving as AgentX sub-agent", "master", a.opts.AgentX, "version", a.currentVersion(), "bank", a.banks.Running())
 	return func() {

@@ -164,10 +164,16 @@ func (c *Client) Sessions() uint32 { return c.sessions.Load() }
 
 // Run keeps a session with the master until ctx is done, reconnecting
 // with back-off whenever it is lost. It returns nil when ctx ends.
-func (c *Client) Run(ctx context.Context) error {
+//
+// Requests from the master are served with contexts derived from serve,
+// and a CommitSet gets serve itself: work a commit hands to a worker (the
+// agent's operations) lives as long as serve, not as long as one request.
+// serve may end before ctx, so that notifications still leave through the
+// master while the agent winds down.
+func (c *Client) Run(ctx, serve context.Context) error {
 	backoff := c.opts.MinBackoff
 	for {
-		registered, err := c.runSession(ctx)
+		registered, err := c.runSession(ctx, serve)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -200,7 +206,7 @@ func (c *Client) setCurrent(s *session) {
 
 // runSession connects, opens, registers and serves one session; it
 // reports whether registration completed.
-func (c *Client) runSession(ctx context.Context) (registered bool, err error) {
+func (c *Client) runSession(ctx, serve context.Context) (registered bool, err error) {
 	d := net.Dialer{Timeout: c.opts.Timeout}
 	conn, err := d.DialContext(ctx, c.network, c.addr)
 	if err != nil {
@@ -208,7 +214,7 @@ func (c *Client) runSession(ctx context.Context) (registered bool, err error) {
 	}
 	s := newSession(c, conn)
 	defer s.shutdown()
-	go s.readLoop(ctx)
+	go s.readLoop(serve)
 
 	open := &encoder{}
 	open.u8(uint8(c.opts.Timeout / time.Second))

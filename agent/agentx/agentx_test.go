@@ -227,7 +227,7 @@ func startClient(t *testing.T, m *master, tree *snmp.Tree, opts Options) *Client
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
+	go func() { c.Run(ctx, ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return c
 }

@@ -13,8 +13,8 @@ import (
 // serve answers one request from the master. It runs on the read loop, so
 // requests are handled one at a time, in order, each bounded by the
 // session timeout the master applies to us.
-func (s *session) serve(ctx context.Context, p *pdu) {
-	ctx, cancel := context.WithTimeout(ctx, s.c.opts.Timeout)
+func (s *session) serve(serve context.Context, p *pdu) {
+	ctx, cancel := context.WithTimeout(serve, s.c.opts.Timeout)
 	defer cancel()
 	defer func() {
 		// A handler panic is already turned into genErr by the tree; this
@@ -57,7 +57,8 @@ func (s *session) serve(ctx context.Context, p *pdu) {
 			s.respond(p.header, uint16(gosnmp.CommitFailed), 0, nil)
 			return
 		}
-		res := tx.set.Commit(ctx)
+		// The commit may start work that outlives this request.
+		res := tx.set.Commit(serve)
 		tx.committed = res.Status == gosnmp.NoError
 		if !tx.committed {
 			s.logFailure(p, res)
