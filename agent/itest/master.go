@@ -55,4 +55,6 @@ func (d *SNMPD) Restart(t testing.TB) {
 }
 
 // String names the master for failure messages.
-func (d *SNMPD) String() string { return fmt.Sprintf("snmpd (pid %d, %s, agentx %s)", d.PID, d.Target(), d.AgentX) }
+func (d *SNMPD) String() string {
+	return fmt.Sprintf("snmpd (pid %d, %s, agentx %s)", d.PID, d.Target(), d.AgentX)
+}

@@ -36,10 +36,10 @@ type rig struct {
 	// ro then talk to the master.
 	master *SNMPD
 	rw     SNMP
-	ro    SNMP
-	key   string // path prefix of the trusted key pair
-	other string // a key pair the agent does not trust
-	data  string
+	ro     SNMP
+	key    string // path prefix of the trusted key pair
+	other  string // a key pair the agent does not trust
+	data   string
 }
 
 type rigOptions struct {
