@@ -54,8 +54,11 @@ func (s *Sender) informV3(ctx context.Context, d *dest, conn *net.UDPConn, reqID
 		case acked:
 			return true, nil
 		case errors.Is(err, errRediscover):
+			s.log.Debug("inform: receiver's engine unknown again; rediscovering", "dest", d.String(), "err", err)
 			d.peer = nil
-		case !errors.Is(err, errResync):
+		case errors.Is(err, errResync):
+			s.log.Debug("inform: re-synchronised with the receiver's clock", "dest", d.String(), "boots", d.peer.boots)
+		default:
 			return false, err
 		}
 		last = err
