@@ -435,3 +435,88 @@ func TestV3GoldenPackets(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedDroppedAndCounted: what cannot be processed is dropped
+// without an answer and counted where RFC 3412/3418 say.
+func TestMalformedDroppedAndCounted(t *testing.T) {
+	f := v3Fixture(t)
+	l := f.e.local
+	good := rawV3(t, usm.Header{MsgID: 1, Level: usm.NoAuthNoPriv, Reportable: true, EngineID: testEngineID, UserName: []byte("plain")}, nil,
+		&gosnmp.SnmpPacket{PDUType: gosnmp.GetRequest, RequestID: 2, Variables: []gosnmp.SnmpPDU{{Name: ".1.3.6.1.2.1.1.5.0", Type: gosnmp.Null}}})
+	if _, ok := f.e.HandlePacket(context.Background(), good); !ok {
+		t.Fatal("the good message got no answer")
+	}
+	patch := func(b []byte, old, new []byte) []byte {
+		i := bytes.Index(b, old)
+		if i < 0 {
+			t.Fatalf("% x not in the message", old)
+		}
+		out := append([]byte(nil), b...)
+		copy(out[i:], new)
+		return out
+	}
+	// msgFlags 0x04 (reportable, noAuthNoPriv) and msgSecurityModel 3 sit
+	// together in the header.
+	header := []byte{0x04, 0x01, 0x04, 0x02, 0x01, 0x03}
+	for _, tt := range []struct {
+		name    string
+		pkt     []byte
+		counter func() uint32
+	}{
+		{"too long", append(append([]byte(nil), good...), make([]byte, DefaultMaxRequestSize)...), func() uint32 { return f.e.Stats().InASNParseErrs }},
+		{"truncated", good[:len(good)-3], func() uint32 { return f.e.Stats().InASNParseErrs }},
+		{"garbage after the version", append([]byte{0x30, 0x06, 0x02, 0x01, 0x03}, 0xff, 0xff, 0xff), func() uint32 { return f.e.Stats().InASNParseErrs }},
+		{"privacy without authentication", patch(good, header, []byte{0x04, 0x01, 0x06, 0x02, 0x01, 0x03}), func() uint32 { return l.stats.invalidMsgs.Load() }},
+		{"unknown security model", patch(good, header, []byte{0x04, 0x01, 0x04, 0x02, 0x01, 0x02}), func() uint32 { return l.stats.unknownSecurityModels.Load() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.counter()
+			if resp, ok := f.e.HandlePacket(context.Background(), tt.pkt); ok {
+				t.Fatalf("answered with % x", resp)
+			}
+			if got := tt.counter(); got != before+1 {
+				t.Errorf("counter: %d then %d, want one more", before, got)
+			}
+		})
+	}
+	if p := f.e.Stats().Panics; p != 0 {
+		t.Errorf("%d panics recovered", p)
+	}
+}
+
+// TestGetBulkBounded: max-repetitions beyond MaxRepetitions and a small
+// msgMaxSize both shorten the answer instead of growing it.
+func TestGetBulkBounded(t *testing.T) {
+	f := v3Fixture(t)
+	l := f.e.local
+	keys, _ := l.UserKeys(userName(usm.SHA, usm.AES))
+	for _, tt := range []struct {
+		maxSize uint32
+		reps    uint32
+		limit   int
+	}{{65507, 10000, MaxRepetitions}, {484, 50, 0}} {
+		msg := rawV3(t, usm.Header{MsgID: 3, MaxSize: tt.maxSize, Level: usm.AuthPriv, Reportable: true, EngineID: testEngineID, Boots: 7, Time: l.Time(),
+			UserName: []byte(userName(usm.SHA, usm.AES))}, keys,
+			&gosnmp.SnmpPacket{PDUType: gosnmp.GetBulkRequest, RequestID: 4, MaxRepetitions: tt.reps, Variables: []gosnmp.SnmpPDU{{Name: ".1.3", Type: gosnmp.Null}}})
+		resp, ok := f.e.HandlePacket(context.Background(), msg)
+		if !ok {
+			t.Fatal("no answer")
+		}
+		if len(resp) > int(min(tt.maxSize, uint32(f.e.maxSize))) {
+			t.Errorf("msgMaxSize %d: answer of %d octets", tt.maxSize, len(resp))
+		}
+		m, _ := usm.Parse(resp)
+		plain, err := m.Decrypt(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := usm.ParseScoped(plain)
+		p, err := DecodePDU(s.PDU)
+		if err != nil || p.Error != gosnmp.NoError || len(p.Variables) == 0 {
+			t.Fatalf("msgMaxSize %d: %v %v", tt.maxSize, p, err)
+		}
+		if tt.limit > 0 && len(p.Variables) > tt.limit {
+			t.Errorf("max-repetitions %d: %d varbinds, want at most %d", tt.reps, len(p.Variables), tt.limit)
+		}
+	}
+}
