@@ -128,9 +128,12 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		return nil, err
 	}
 	a = &Agent{opts: opts, log: opts.Logger, start: time.Now(), rows: map[uint32]*row{}, resetCh: make(chan struct{}, 1)}
+	// "return nil, err" clears a before deferred calls run: keep the
+	// agent to clean up in a variable of its own.
+	partial := a
 	defer func() {
 		if err != nil {
-			a.close()
+			partial.close()
 		}
 	}()
 	for _, d := range []string{opts.DataDir, filepath.Join(opts.DataDir, "bank")} {

@@ -12,5 +12,7 @@
 // One file per concern: agent.go wires the parts and runs them; ops.go is
 // the operation engine; optable.go, swmib.go serve the MIB; backup.go,
 // upgrade.go, restore.go, reset.go, revert.go are the operations; health.go
-// commits a trial boot; failcause.go maps errors to iadOpFailCause.
+// commits a trial boot; failcause.go maps errors to iadOpFailCause;
+// snmpv3.go loads the SNMP access file and counts engine boots; subagent.go
+// runs the AgentX session in sub-agent mode.
 package agent

@@ -77,8 +77,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Engine is an SNMPv1/v2c agent over a Tree. It serves the system and snmp
-// groups of SNMPv2-MIB itself; everything else comes from Register.
+// Engine is an SNMPv1/v2c/v3 agent over a Tree. It serves the system and
+// snmp groups of SNMPv2-MIB itself, and with a LocalEngine the snmpEngine,
+// snmpMPDStats and usmStats groups; everything else comes from Register.
 type Engine struct {
 	tree        Tree
 	communities []community

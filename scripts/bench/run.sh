@@ -24,7 +24,7 @@ community public ro
 user bench auth SHA $AUTH priv AES $PRIV
 EOC
 chmod 600 "$work/snmp.conf"
-"$work/iad-agent" -data "$work/var" -listen 127.0.0.1:17161 -snmp-config "$work/snmp.conf" -slot-size 1MiB -log-level warn &
+"$work/iad-agent" -data "$work/var" -listen 127.0.0.1:17161 -snmp-config "$work/snmp.conf" -slot-size 1MiB -log-level error &
 pids+=($!)
 
 mkdir -p "$work/snmpd/conf" "$work/snmpd/persist"
