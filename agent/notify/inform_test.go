@@ -389,3 +389,28 @@ func TestBadDestinations(t *testing.T) {
 		}
 	}
 }
+
+// A trap sent while the receiver was down leaves a refusal pending on the
+// socket; the next trap, sent once it is back, must still arrive.
+func TestTrapAfterReceiverReturns(t *testing.T) {
+	c, addr := receiver(t)
+	c.Close()
+	s, err := New(Options{Targets: []string{addr}, Uptime: func() uint32 { return 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	s.Notify(mib.ColdStart)
+	waitFor(t, "the first trap to be handled", func() bool { return s.Sent()+s.Dropped() == 1 })
+	time.Sleep(50 * time.Millisecond) // let the ICMP error arrive
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	s.Notify(mib.IadBootCommittedNotify)
+	p := readTrap(t, pc)
+	if p.Variables[1].Value != mib.IadBootCommittedNotify.Dotted() {
+		t.Errorf("got %v, want iadBootCommittedNotify", p.Variables[1].Value)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
@@ -379,6 +380,11 @@ func (s *Sender) send(ctx, run context.Context, d *dest, conn *net.UDPConn, n no
 			return err
 		}
 		_, err = conn.Write(msg)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// The refusal belongs to an earlier datagram (the receiver was
+			// down then); reporting it consumed it, so this one can go.
+			_, err = conn.Write(msg)
+		}
 		return err
 	}
 	reqID := s.nextID()
