@@ -49,7 +49,7 @@ func run(args []string) int {
 	fs.StringVar(&opts.RWCommunity, "rw-community", "", "read-write SNMPv2c community (default none: no v2c SET)")
 	fs.StringVar(&opts.SNMPConfigFile, "snmp-config", "", "SNMP access FILE: communities, SNMPv3 users, notification destinations (see README)")
 	fs.StringVar(&opts.AgentX, "agentx", "", "run as AgentX sub-agent of the master at unix:/PATH, /PATH or tcp:HOST:PORT (no UDP port of its own)")
-	fs.Var(&traps, "trap", "notification destination HOST:PORT (repeatable)")
+	fs.Var(&traps, "trap", "v2c trap destination HOST:PORT (repeatable; informs and SNMPv3 destinations go in -snmp-config)")
 	fs.Var(&trust, "trust", "public key FILE.pub that images may be signed with (repeatable; none: every image is rejected)")
 	fs.StringVar(&opts.Hardware, "hw", "iad-generic", "hardware-compatibility string images must carry")
 	fs.StringVar(&resetCmd, "reset-cmd", "exec", `what a reset does: "exec" re-executes this program (development host), "reboot" calls reboot(2) (device), anything else is run with /bin/sh -c`)
