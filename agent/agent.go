@@ -255,8 +255,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// flushed: they leave through the master.
 	stopSubAgent := a.runSubAgent(ctx)
 	if a.agentx == nil {
-		go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
+		// Logged before the first answer can leave, so a log reader that
+		// got an answer also finds this line.
 		a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())
+		go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
 	}
 	go a.healthCheck(ctx)
 	go a.ageRows(ctx)

@@ -75,32 +75,35 @@ func (a *Agent) waitRegistered(t testing.TB, from int64) {
 	}
 }
 
+// servingLine is what the agent logs each time it starts serving UDP.
+const servingLine = "msg=serving "
+
 // RestartMark is what WaitRestartedSince compares against.
 type RestartMark struct {
-	uptime  int64 // UDP agent: sysUpTime before
-	logSize int64 // sub-agent: log length before
+	logSize int64 // log length before
 }
 
 // MarkRestart records the agent's state shortly before a reset is
 // triggered.
 func (a *Agent) MarkRestart(t testing.TB) RestartMark {
 	t.Helper()
-	if a.Master != nil {
-		return RestartMark{logSize: a.LogSize()}
-	}
-	return RestartMark{uptime: a.Uptime(t)}
+	return RestartMark{logSize: a.LogSize()}
 }
 
-// WaitRestartedSince waits until the agent has restarted after m was
-// taken: its sysUpTime started again (UDP), or it registered with the
-// master again (sub-agent; the master's own sysUpTime goes on).
+// WaitRestartedSince waits until the agent has started again after m was
+// taken and answers: it logged that it serves (UDP) or registered with
+// the master (sub-agent; the master's own sysUpTime goes on). Unlike
+// WaitRestarted it cannot miss a restart that happened soon after the
+// previous start, when the new sysUpTime passes the old one within a
+// poll.
 func (a *Agent) WaitRestartedSince(t testing.TB, m RestartMark) {
 	t.Helper()
 	if a.Master != nil {
 		a.waitRegistered(t, m.logSize)
 		return
 	}
-	a.WaitRestarted(t, m.uptime)
+	a.WaitLog(t, m.logSize, servingLine)
+	a.WaitReady(t)
 }
 
 // quickGet asks target once, quickly, for one numeric OID and returns the
