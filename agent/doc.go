@@ -17,5 +17,7 @@
 // upgrade.go, restore.go, reset.go, revert.go are the operations; health.go
 // commits a trial boot; failcause.go maps errors to iadOpFailCause;
 // configuration.go brings the configuration to the running format at
-// start-up, encrypts backups and serves iadConfig.
+// start-up, encrypts backups and serves iadConfig;
+// snmpv3.go loads the SNMP access file and counts engine boots; subagent.go
+// runs the AgentX session in sub-agent mode.
 package agent

@@ -1,6 +1,7 @@
 // Package journal keeps the agent's operation records in a bbolt database,
 // so that after a crash or power cut the agent knows which operation was
-// interrupted and can say so.
+// interrupted and can say so. The same database keeps the SNMPv3 engine's
+// identity and boot counter (engine.go), as only one process may hold it.
 //
 // Every record is written (and synced by bbolt's commit) before the state it
 // describes takes effect. Records are versioned JSON with explicit enum
