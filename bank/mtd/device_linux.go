@@ -1,6 +1,8 @@
 package mtd
 
 import (
+	ioctlpkg "github.com/iadsafe/iad-agent/bank/internal/ioctl"
+
 	"errors"
 	"fmt"
 	"os"
@@ -47,22 +49,7 @@ func Open(path string) (*Device, error) {
 	return d, nil
 }
 
-func ioctl(f *os.File, req uint, arg unsafe.Pointer) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var errno unix.Errno
-	if cerr := rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
-	}); cerr != nil {
-		return cerr
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
+func ioctl(f *os.File, req uint, arg unsafe.Pointer) error { return ioctlpkg.Do(f, req, arg) }
 
 // Info returns the geometry MEMGETINFO reported.
 func (d *Device) Info() Info { return d.info }

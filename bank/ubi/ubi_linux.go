@@ -1,6 +1,8 @@
 package ubi
 
 import (
+	ioctlpkg "github.com/iadsafe/iad-agent/bank/internal/ioctl"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -28,22 +30,7 @@ func (k kernelVolume) ReadAt(p []byte, off int64) (int, error) { return k.f.Read
 func (k kernelVolume) Sync() error                             { return k.f.Sync() }
 func (k kernelVolume) Close() error                            { return k.f.Close() }
 
-func ioctl(f *os.File, req uint, arg unsafe.Pointer) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var errno unix.Errno
-	if cerr := rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
-	}); cerr != nil {
-		return cerr
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
+func ioctl(f *os.File, req uint, arg unsafe.Pointer) error { return ioctlpkg.Do(f, req, arg) }
 
 // OpenVolume opens a UBI volume character device (/dev/ubiX_Y); its size
 // is the volume's data_bytes from sysfs.
