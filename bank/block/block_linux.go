@@ -1,6 +1,7 @@
 package block
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"unsafe"
@@ -61,7 +62,15 @@ func Open(opts Options) (*Device, error) {
 		return fail(err)
 	}
 	if err := checkInUse(opts, id, d.off, d.size, statDev); err != nil {
-		return fail(err)
+		if !opts.ReadOnlyIfInUse || !errors.Is(err, ErrInUse) {
+			return fail(err)
+		}
+		ro, rerr := os.Open(opts.Path)
+		if rerr != nil {
+			return fail(fmt.Errorf("block: reopening %s read-only: %w", opts.Path, rerr))
+		}
+		f.Close()
+		d.f, d.inUse = ro, err
 	}
 	return d, nil
 }
