@@ -11,7 +11,8 @@
 # and the local account the FTP tests log in with is created.
 set -eu
 
-PACKAGES="snmp snmpd snmptrapd tftpd-hpa vsftpd smitools curl time openssl libubootenv-tool qemu-system-arm"
+PACKAGES="snmp snmpd snmptrapd tftpd-hpa vsftpd smitools curl time openssl libubootenv-tool qemu-system-arm \
+squashfs-tools e2fsprogs dosfstools mtools u-boot-tools u-boot-qemu"
 FTP_USER=iadftp
 FTP_PASSWORD=iadftp-test-pw
 FTP_HOME=/var/lib/iadftp
@@ -81,7 +82,10 @@ if grep -qx "$FTP_USER" /etc/ftpusers 2>/dev/null; then
 	say "warning: $FTP_USER is listed in /etc/ftpusers; vsftpd logins will fail"
 fi
 
-# The armhf kernel (nandsim, ubi modules) and busybox for the QEMU guest.
-sh "$(dirname "$0")/vm/fetch-armhf.sh" || die "fetching the armhf kernel failed"
+# The kernels (armhf: nandsim, ubi, virtio… modules; arm64) and busybox
+# for the QEMU guests.
+for arch in armhf arm64; do
+	sh "$(dirname "$0")/vm/fetch-kernel.sh" "$arch" || die "fetching the $arch kernel failed"
+done
 
 say "done"
