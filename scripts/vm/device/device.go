@@ -62,10 +62,12 @@ type Options struct {
 	MaxBoots int
 }
 
-// Line is one console line and the boot it came from (1, 2, …).
+// Line is one console line, the boot it came from (1, 2, …) and when
+// the host read it.
 type Line struct {
 	Boot int
 	Text string
+	At   time.Time
 }
 
 // Boot is one boot of the device.
@@ -75,7 +77,9 @@ type Boot struct {
 	Started time.Time
 	Ended   time.Time
 	End     vm.End
-	// Ready is set once the agent serves and the console answers.
+	// Ready is when the agent served SNMP and the console answered (zero
+	// if never).
+	Ready            time.Time
 	serving, console bool
 }
 
@@ -173,12 +177,15 @@ var (
 func (d *Device) line(b *Boot, text string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.lines = append(d.lines, Line{Boot: b.N, Text: text})
+	d.lines = append(d.lines, Line{Boot: b.N, Text: text, At: time.Now()})
 	if reServing.MatchString(text) {
 		b.serving = true
 	}
 	if reConsole.MatchString(text) {
 		b.console = true
+	}
+	if b.serving && b.console && b.Ready.IsZero() {
+		b.Ready = time.Now()
 	}
 	d.notifyLocked()
 }
@@ -328,6 +335,29 @@ func (d *Device) WaitReady(ctx context.Context, minBoot int) (int, error) {
 		case <-ch:
 		case <-ctx.Done():
 			return 0, fmt.Errorf("device: waiting for boot %d to be ready (%d boots so far): %w", minBoot, n, ctx.Err())
+		}
+	}
+}
+
+// WaitBoot waits until boot n has started (its QEMU runs) and returns
+// it.
+func (d *Device) WaitBoot(ctx context.Context, n int) (Boot, error) {
+	for {
+		d.mu.Lock()
+		if len(d.boots) >= n {
+			b := *d.boots[n-1]
+			d.mu.Unlock()
+			return b, nil
+		}
+		on, ch := d.on, d.changed
+		d.mu.Unlock()
+		if !on {
+			return Boot{}, fmt.Errorf("%w before boot %d", ErrOff, n)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Boot{}, fmt.Errorf("device: waiting for boot %d: %w", n, ctx.Err())
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,7 +115,33 @@ func TestGoldenPathTFTPAndBadSoftware(t *testing.T) {
 	s.goldenPath("tftp", 1)
 	s.summary("golden path over TFTP")
 
-	// Bad software, two tries.
+	s.badSoftware(5, iadBootCounts)
+	s.summary("golden path over TFTP + bad software")
+}
+
+// Console lines that show who counted the tries of the bad software.
+var (
+	iadBootCounts = tryCounter{
+		trial:  regexp.MustCompile(`msg="iad-boot: chose bank" bank=A trial=true`),
+		revert: regexp.MustCompile(`msg="iad-boot: chose bank" bank=B trial=false reverted=true failed_bank=A`),
+	}
+	ubootCounts = tryCounter{
+		trial:  regexp.MustCompile(`^IAD-UBOOT: trial bank A, try [12] of 2$`),
+		revert: regexp.MustCompile(`^IAD-UBOOT: trial bank A spent 2 tries: back to bank B$`),
+	}
+)
+
+type tryCounter struct{ trial, revert *regexp.Regexp }
+
+// badSoftware upgrades a device running Second from bank B to Crash,
+// whose agent crashes at start, with two tries: the start-up script
+// restarts the device each time, the boot stage (iad-boot or U-Boot)
+// spends the tries and returns to bank B, whose agent reports
+// iadBootRevertedNotify; the configuration is intact. idx is the first
+// row index.
+func (s *scenario) badSoftware(idx int, counts tryCounter) {
+	s.t.Helper()
+	t := s.t
 	badStart := s.d.BootCount()
 	restored := s.guestConfig()
 	traps0 := len(s.traps.Traps())
@@ -122,27 +149,27 @@ func TestGoldenPathTFTPAndBadSoftware(t *testing.T) {
 		s.fatalf("snmpset iadSwBootLimit.0: %v\n%s", err, out)
 	}
 	s.put(firmware.Crash, "v3.img")
-	s.mustSucceed(5, "upgrade", "tftp", "v3.img")
+	s.mustSucceed(idx, "upgrade", "tftp", "v3.img")
 	if got := s.sw(); got.nextBank != "1" || got.stateA != itoa(mib.BankTrial) {
 		s.fatalf("after the upgrade to v%s: got %v, want bank A armed", firmware.Crash, got)
 	}
 	if got := s.ro.GetValue(t, "iadSwTrialTriesLeft.0"); got != "2" {
 		s.fatalf("iadSwTrialTriesLeft.0: got %s, want 2", got)
 	}
-	n := s.reset(6)
+	n := s.reset(idx + 1)
 	if got := s.sw(); got.version != firmware.Second || got.activeBank != "2" || got.stateA != itoa(mib.BankBad) {
 		s.fatalf("after the bad software: got %v, want %s from bank B, bank A bad", got, firmware.Second)
 	}
 	// The boots in between: two trials of bank A whose agent crashed,
-	// then iad-boot's revert.
+	// then the revert.
 	trials, crashes, reverts := 0, 0, 0
 	for _, l := range s.linesSince(badStart + 1) {
 		switch {
-		case strings.Contains(l, `msg="iad-boot: chose bank" bank=A trial=true`):
+		case counts.trial.MatchString(l):
 			trials++
 		case strings.HasPrefix(l, "IAD-VM-AGENT-EXIT"):
 			crashes++
-		case strings.Contains(l, `msg="iad-boot: chose bank" bank=B trial=false reverted=true failed_bank=A`):
+		case counts.revert.MatchString(l):
 			reverts++
 		}
 	}
@@ -150,7 +177,7 @@ func TestGoldenPathTFTPAndBadSoftware(t *testing.T) {
 		s.fatalf("bad software: %d trial boots of bank A, %d agent crashes, %d reverts in boots %d..%d; want 2, 2, 1 in 3 boots", trials, crashes, reverts, badStart+1, n)
 	}
 	s.waitEvents(traps0,
-		event{oid: mib.IadOpCompletedNotify, index: 5, state: mib.OpSuccessful},
+		event{oid: mib.IadOpCompletedNotify, index: idx, state: mib.OpSuccessful},
 		event{oid: mib.ColdStart},
 		event{oid: mib.IadBootRevertedNotify},
 	)
@@ -158,7 +185,6 @@ func TestGoldenPathTFTPAndBadSoftware(t *testing.T) {
 		s.fatalf("configuration after the revert:\n%swant it intact:\n%s", configString(got), configString(restored))
 	}
 	s.logf("bad software: 2 tries spent in boots %d and %d, boot %d reverted to v%s, configuration intact", badStart+1, badStart+2, n, firmware.Second)
-	s.summary("golden path over TFTP + bad software")
 }
 
 // linesSince returns the console lines of boots numbered from boot on.

@@ -592,9 +592,13 @@ func (s *scenario) summary(name string) {
 		if end.IsZero() {
 			end = time.Now()
 		}
-		parts = append(parts, fmt.Sprintf("%d:%s %.1fs", b.N, orRunning(b.End), end.Sub(b.Started).Seconds()))
+		ready := "never ready"
+		if !b.Ready.IsZero() {
+			ready = fmt.Sprintf("ready after %.1fs", b.Ready.Sub(b.Started).Seconds())
+		}
+		parts = append(parts, fmt.Sprintf("%d: %s, %s, %.1fs", b.N, ready, orRunning(b.End), end.Sub(b.Started).Seconds()))
 	}
-	s.t.Logf("SCENARIO %s: %d boots, wall time %v (boots: %s)", name, len(boots), time.Since(s.start).Round(100*time.Millisecond), strings.Join(parts, ", "))
+	s.t.Logf("SCENARIO %s: %d boots, wall time %v (boots: %s)", name, len(boots), time.Since(s.start).Round(100*time.Millisecond), strings.Join(parts, "; "))
 }
 
 func orRunning(e vm.End) string {

@@ -17,6 +17,7 @@ for a in $($B cat /proc/cmdline); do
 	case "$a" in iad.bank=*) bank=${a#iad.bank=} ;; esac
 done
 if [ -z "$bank" ]; then
+	echo "IAD-VM-INITRAMFS: starting iad-boot"
 	exec /sbin/iad-boot -config /etc/iad/bank.conf
 fi
 case "$bank" in
