@@ -63,8 +63,8 @@ type cutter struct {
 	// restore from its staged configuration to its completion (the
 	// apply), and iad-boot from its start to its decision.
 	tailUpgrade, applyTime, toDecision time.Duration
-	cuts                                 map[string]int
-	log                                  []string
+	cuts                               map[string]int
+	log                                []string
 }
 
 // TestPowerCuts kills QEMU with SIGKILL (a power cut: the guest's page
