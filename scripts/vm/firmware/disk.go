@@ -224,6 +224,10 @@ func (b *builder) dataPartition(ctx context.Context, site Site) ([]byte, error) 
 		strconv.FormatInt(b.fw.Layout.DataSize>>10, 10)+"k"); err != nil {
 		return nil, err
 	}
+	// mke2fs -d copies each file's ctime, which no one can set: stamp it.
+	if err := b.run(ctx, "debugfs", "-w", "-R", "sif /site.env ctime @"+strconv.FormatInt(b.opts.Epoch.Unix(), 10), img); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(img)
 	if err != nil {
 		return nil, err

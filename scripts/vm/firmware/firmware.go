@@ -169,7 +169,7 @@ func Build(ctx context.Context, opts Options) (*Firmware, error) {
 
 // RequireTools checks the host tools a build runs.
 func RequireTools(arch vm.Arch) error {
-	tools := []string{"mksquashfs", "mke2fs", "mkfs.vfat", "mcopy", "mkimage"}
+	tools := []string{"mksquashfs", "mke2fs", "debugfs", "mkfs.vfat", "mcopy", "mkimage"}
 	var missing []string
 	for _, t := range tools {
 		if _, err := lookTool(t); err != nil {
