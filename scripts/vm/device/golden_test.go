@@ -45,6 +45,7 @@ func (s *scenario) goldenPath(proto string, idx int) {
 	if got := s.sw(); got.version != firmware.Factory || got.activeBank != "1" || got.stateA != itoa(mib.BankActive) {
 		s.fatalf("factory state: got %v, want %s running from bank A", got, firmware.Factory)
 	}
+	s.checkRoot("/dev/vda2")
 	traps0 := len(s.traps.Traps())
 	populated := s.populate()
 	s.logf("v%s on bank A with a populated configuration:\n%s", firmware.Factory, configString(populated))
@@ -76,6 +77,7 @@ func (s *scenario) goldenPath(proto string, idx int) {
 	if got := s.sw(); got.version != firmware.Second || got.activeBank != "2" {
 		s.fatalf("after the reset: got %v, want %s from bank B", got, firmware.Second)
 	}
+	s.checkRoot("/dev/vda3")
 	s.waitBankState(2, mib.BankActive) // the health check committed it
 	if got := s.sw(); got.stateA != itoa(mib.BankValid) {
 		s.fatalf("bank A after the commit: got %v, want valid (the previous software, kept)", got)
@@ -185,6 +187,16 @@ func (s *scenario) badSoftware(idx int, counts tryCounter) {
 		s.fatalf("configuration after the revert:\n%swant it intact:\n%s", configString(got), configString(restored))
 	}
 	s.logf("bad software: 2 tries spent in boots %d and %d, boot %d reverted to v%s, configuration intact", badStart+1, badStart+2, n, firmware.Second)
+}
+
+// checkRoot insists the running software's root is the bank at dev,
+// mounted read-only as squashfs by the boot stage's switch of root.
+func (s *scenario) checkRoot(dev string) {
+	s.t.Helper()
+	mounts := s.run("cat /proc/mounts")
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(dev) + ` / squashfs ro[, ]`).MatchString(mounts) {
+		s.fatalf("the root is not %s (squashfs, read-only):\n%s", dev, mounts)
+	}
 }
 
 // linesSince returns the console lines of boots numbered from boot on.

@@ -297,7 +297,9 @@ func (c *cutter) expectInterrupted(idx int, successOK bool) bool {
 }
 
 // cutBankWrite cuts while an upgrade streams the image into the
-// inactive bank, at a random fraction of its bytes.
+// inactive bank, at a random fraction of its bytes. (Should the poll see
+// the last byte already, the cut falls into the upgrade's tail: it then
+// counts as a boot-state switch cut, where the upgrade may have armed.)
 func (c *cutter) cutBankWrite() {
 	c.scenario.t.Helper()
 	before := c.sw()
@@ -305,9 +307,10 @@ func (c *cutter) cutBankWrite() {
 	at := int64(float64(size) * (0.05 + 0.9*c.rng.Float64()))
 	idx := c.next()
 	c.op(idx, "upgrade", "tftp", "v2.img")
+	var n int64
 	for {
 		v := c.ro.Get(c.scenario.t, "iadOpState."+itoa(idx), "iadOpBytes."+itoa(idx))
-		n, _ := strconv.ParseInt(v["iadOpBytes."+itoa(idx)], 10, 64)
+		n, _ = strconv.ParseInt(v["iadOpBytes."+itoa(idx)], 10, 64)
 		if n >= at {
 			break
 		}
@@ -316,13 +319,20 @@ func (c *cutter) cutBankWrite() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	what := "upgrade #" + itoa(idx) + " at byte " + strconv.FormatInt(at, 10) + " of " + strconv.FormatInt(size, 10)
-	c.cutAndBoot(cutWrite, what)
-	c.expectInterrupted(idx, false)
-	if got := c.sw(); got.activeBank != before.activeBank || got.version != before.version {
+	kind := cutWrite
+	if n >= size {
+		kind = cutSwitch
+	}
+	what := "upgrade #" + itoa(idx) + " at byte " + strconv.FormatInt(n, 10) + " of " + strconv.FormatInt(size, 10)
+	chose := c.cutAndBoot(kind, what)
+	if !c.expectInterrupted(idx, kind == cutSwitch) {
+		if chose[2] != "true" {
+			c.fatalf("after the cut (%s): the upgrade reads successful (armed) but iad-boot chose %v", what, chose[1:])
+		}
+	} else if got := c.sw(); got.activeBank != before.activeBank || got.version != before.version {
 		c.fatalf("after the cut (%s): got %v, want still %v", what, got, before)
 	}
-	c.cuts[cutWrite]++
+	c.cuts[kind]++
 }
 
 // cutArm cuts between an upgrade's last byte and a moment after its
