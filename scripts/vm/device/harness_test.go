@@ -115,6 +115,8 @@ type scenario struct {
 	ftp    *itest.FTPServer
 	rw, ro itest.SNMP
 	start  time.Time
+	// reported is set once a failure message carried the console report.
+	reported bool
 }
 
 func newScenario(t *testing.T, o scenarioOptions) *scenario {
@@ -160,7 +162,9 @@ func newScenario(t *testing.T, o scenarioOptions) *scenario {
 	t.Cleanup(func() {
 		s.d.Close()
 		if t.Failed() {
-			t.Logf("%s", s.d.Report(40))
+			if !s.reported {
+				t.Logf("%s", s.d.Report(40))
+			}
 			return
 		}
 		os.Remove(s.d.Disk)
@@ -200,6 +204,7 @@ func artifactDir(t *testing.T) string {
 // fatalf fails the scenario with the console logs.
 func (s *scenario) fatalf(format string, args ...any) {
 	s.t.Helper()
+	s.reported = true
 	s.t.Fatalf("%s\n%s", fmt.Sprintf(format, args...), s.d.Report(60))
 }
 
