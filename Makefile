@@ -10,6 +10,8 @@ DATA     ?= ./var
 CMDS     := $(notdir $(wildcard cmd/*))
 TESTFLAGS ?= -count=1 -timeout 25m
 FUZZTIME ?= 30s
+# CI runs every fuzz target this long (make test, make fuzz-ci).
+FUZZCITIME ?= 60s
 
 .PHONY: help
 help: ## list the targets
@@ -20,11 +22,14 @@ build: ## build every command into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+# make run's development extras: the agent itself has no rw community.
+RUN_FLAGS ?= -rw-community private
+
 .PHONY: run
-run: build ## run the agent on the embedded defaults (SNMP on 127.0.0.1:16161, data in ./var, a dev signing key in ./var/keys)
+run: build ## run the agent on the embedded defaults plus RUN_FLAGS (SNMP on 127.0.0.1:16161, data in ./var, a dev signing key in ./var/keys)
 	@mkdir -p $(DATA)/keys
 	@test -f $(DATA)/keys/dev.pub || $(BIN)/iad-image keygen -out $(DATA)/keys/dev
-	$(BIN)/iad-agent -data $(DATA) -trust $(DATA)/keys/dev.pub
+	$(BIN)/iad-agent -data $(DATA) -trust $(DATA)/keys/dev.pub $(RUN_FLAGS)
 
 # Cross builds for the devices: static, stripped, reproducible.
 CROSS_OUT ?= $(BIN)/cross
@@ -61,9 +66,10 @@ test-deps: ## install the Debian packages the tests need (apt-get; run as root)
 	bash scripts/test-deps.sh
 
 .PHONY: test
-test: test-deps lint ## install test dependencies, then run the whole suite (unit, integration with real net-snmp/tftpd-hpa/vsftpd, the device VM)
+test: test-deps lint ## install test dependencies, run the whole suite (unit, integration with real net-snmp/tftpd-hpa/vsftpd, the device VM), then fuzz-ci
 	IAD_VM_ARTIFACTS=$(abspath $(VM_OUT))/artifacts $(GO) test $(TESTFLAGS) ./...
 	$(MAKE) bench-smoke
+	@$(MAKE) --no-print-directory fuzz-ci
 
 BENCH_OUT ?= bench-out
 BENCHFLAGS ?= -run '^$$' -bench . -benchtime 1x -timeout 60m
@@ -77,7 +83,7 @@ bench: build ## measure throughput, memory and flash writes against curl and dd;
 .PHONY: bench-smoke
 bench-smoke: ## one small iteration of every benchmark (CI: proves they run; figures are not judged)
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/smoke.jsonl
-	IAD_BENCH_OUT=$(abspath $(BENCH_OUT))/smoke.jsonl IAD_BENCH_SIZES=2MiB IAD_BENCH_MEM_SIZES=2MiB IAD_BENCH_CONFIG_SIZE=1MiB \
+	IAD_BENCH_OUT=$(abspath $(BENCH_OUT))/smoke.jsonl IAD_BENCH_SIZES=2MiB IAD_BENCH_MEM_SIZES=2MiB IAD_BENCH_CONFIG_SIZE=1MiB IAD_BENCH_FLEET=5 IAD_BENCH_SNMP_TIME=1s \
 	  $(GO) test $(BENCHFLAGS) ./scripts/bench/
 	$(GO) run ./scripts/bench/report -in $(BENCH_OUT)/smoke.jsonl -json $(BENCH_OUT)/smoke.json
 
@@ -96,6 +102,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+.PHONY: fuzz-ci
+fuzz-ci: ## run every fuzz target for FUZZCITIME each (default 60s), as CI does; a crash fails
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZCITIME)
 
 .PHONY: clean
 clean: ## remove build output (not ./var)

@@ -13,8 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iadsafe/iad-agent/agent/agentx"
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/agent/config"
 	"github.com/iadsafe/iad-agent/agent/journal"
+	"github.com/iadsafe/iad-agent/agent/migrate"
 	"github.com/iadsafe/iad-agent/agent/notify"
 	"github.com/iadsafe/iad-agent/agent/snmp"
 	"github.com/iadsafe/iad-agent/bank"
@@ -26,9 +29,9 @@ import (
 type Options struct {
 	DataDir     string              // state, journal, file banks, config; default "./var"
 	Listen      string              // UDP address; default "127.0.0.1:16161"
-	ROCommunity string              // default "public"
-	RWCommunity string              // empty disables SET
-	Traps       []string            // HOST:PORT notification destinations
+	ROCommunity string              // default "public"; none when SNMPConfigFile is set
+	RWCommunity string              // empty: no v2c SET unless SNMPConfigFile has a rw community
+	Traps       []string            // HOST:PORT destinations of v2c traps
 	Trusted     []ed25519.PublicKey // keys images must be signed with
 	Hardware    string              // hardware-compatibility string; default "iad-generic"
 	Version     string              // version of the factory software in bank A; default "1.0.0"
@@ -47,6 +50,26 @@ type Options struct {
 	ResetGrace    time.Duration
 	TFTPBlockSize int // default 1468
 	Logger        *slog.Logger
+
+	// ReloadCmd, when set, is run through /bin/sh -c after every change
+	// of the live configuration; if it fails, the previous configuration
+	// is put back. ReloadTimeout bounds it (default 1 min).
+	ReloadCmd     string
+	ReloadTimeout time.Duration
+	// ConfigKey, when set, encrypts every backup; restores then accept
+	// only archives encrypted under it.
+	ConfigKey *backupcrypt.Key
+	// FactoryConfigFormat is the configuration format of the factory
+	// software in bank A; default 1.
+	FactoryConfigFormat uint32
+	// SNMPConfigFile holds communities, SNMPv3 users and notification
+	// destinations (see package snmpconf); empty: none.
+	SNMPConfigFile string
+	// AgentX selects sub-agent mode: the master's AgentX socket
+	// ("unix:/path", "/path" or "tcp:HOST:PORT"). The agent then serves
+	// IAD-UPGRADE-MIB through the master only (no UDP port of its own) and
+	// sends notifications through it as well.
+	AgentX string
 }
 
 func (o *Options) setDefaults() error {
@@ -56,7 +79,7 @@ func (o *Options) setDefaults() error {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:16161"
 	}
-	if o.ROCommunity == "" {
+	if o.ROCommunity == "" && o.SNMPConfigFile == "" {
 		o.ROCommunity = "public"
 	}
 	if o.Hardware == "" {
@@ -89,6 +112,9 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FactoryConfigFormat == 0 {
+		o.FactoryConfigFormat = 1
+	}
 	return nil
 }
 
@@ -103,8 +129,12 @@ type Agent struct {
 	config  *config.Store
 	engine  *snmp.Engine
 	notify  *notify.Sender
+	agentx  *agentx.Client // sub-agent mode; nil when serving UDP
 	boot    bank.BootResult
 	conn    net.PacketConn
+
+	// migrator converts and applies configurations (configuration.go).
+	migrator *migrate.Migrator
 
 	mu      sync.Mutex
 	rows    map[uint32]*row
@@ -113,6 +143,8 @@ type Agent struct {
 	resetCh chan struct{}
 	// startup holds notifications decided before the sender runs.
 	startup []func()
+	// lastBackup is what iadConfigLastBackup* report (guarded by mu).
+	lastBackup lastBackup
 }
 
 // New opens the agent's state, boots the bank the boot state selects
@@ -123,9 +155,12 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		return nil, err
 	}
 	a = &Agent{opts: opts, log: opts.Logger, start: time.Now(), rows: map[uint32]*row{}, resetCh: make(chan struct{}, 1)}
+	// "return nil, err" clears a before deferred calls run: keep the
+	// agent to clean up in a variable of its own.
+	partial := a
 	defer func() {
 		if err != nil {
-			a.close()
+			partial.close()
 		}
 	}()
 	for _, d := range []string{opts.DataDir, filepath.Join(opts.DataDir, "bank")} {
@@ -141,7 +176,7 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		return nil, err
 	}
 	bankOpts.Logger = a.log
-	bankOpts.Factory = bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: 1, Factory: true}
+	bankOpts.Factory = bank.SlotInfo{Version: opts.Version, Hardware: opts.Hardware, ConfigFormat: opts.FactoryConfigFormat, Factory: true}
 	a.banks, err = bank.New(ctx, bankOpts)
 	if err != nil {
 		return nil, err
@@ -153,12 +188,20 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if a.boot.Reverted {
 		a.log.Warn("boot reverted", "failed_bank", a.boot.FailedSlot, "reason", a.boot.Reason)
 	}
-	if a.config, err = config.Open(ctx, config.Options{Root: filepath.Join(opts.DataDir, "config"), Logger: a.log}); err != nil {
+	if err := a.openConfig(ctx); err != nil {
+		return nil, err
+	}
+	snmpConf, local, err := a.openSNMPv3(ctx)
+	if err != nil {
 		return nil, err
 	}
 	a.engine = snmp.New(snmp.Options{
 		ReadCommunity:  opts.ROCommunity,
 		WriteCommunity: opts.RWCommunity,
+		Communities:    snmpConf.Communities,
+		Local:          local,
+		AuthenTraps:    snmpConf.AuthenTraps,
+		OnAuthFailure:  func() { a.notify.AuthenticationFailure() },
 		Logger:         a.log,
 		Start:          a.start,
 		System: snmp.SystemInfo{
@@ -167,7 +210,15 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 			Name:     hostname(),
 		},
 	})
-	if a.notify, err = notify.New(notify.Options{Targets: opts.Traps, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
+	var master notify.Master
+	if opts.AgentX != "" {
+		if a.agentx, err = a.newSubAgent(); err != nil {
+			return nil, err
+		}
+		master = a.agentx
+	}
+	if a.notify, err = notify.New(notify.Options{Targets: opts.Traps, Destinations: destinations(snmpConf.Notify),
+		Master: master, Local: local, Uptime: a.engine.Uptime, Logger: a.log}); err != nil {
 		return nil, err
 	}
 	if err := a.registerMIB(); err != nil {
@@ -175,6 +226,9 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	}
 	if err := a.recoverOps(ctx); err != nil {
 		return nil, err
+	}
+	if a.agentx != nil {
+		return a, nil
 	}
 	if a.conn, err = net.ListenPacket("udp", opts.Listen); err != nil {
 		return nil, fmt.Errorf("agent: listen %s: %w", opts.Listen, err)
@@ -223,8 +277,13 @@ func hostname() string {
 	return h
 }
 
-// Addr is the bound SNMP address.
-func (a *Agent) Addr() net.Addr { return a.conn.LocalAddr() }
+// Addr is the bound SNMP address; nil in AgentX sub-agent mode.
+func (a *Agent) Addr() net.Addr {
+	if a.conn == nil {
+		return nil
+	}
+	return a.conn.LocalAddr()
+}
 
 // Run serves SNMP and runs operations until ctx is done (nil) or a reset
 // operation asks for a restart (ErrResetRequested). Either way the
@@ -244,10 +303,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.startup = nil
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
+	// A sub-agent session outlives ctx until the notifications are
+	// flushed: they leave through the master.
+	stopSubAgent := a.runSubAgent(ctx)
+	if a.agentx == nil {
+		// Logged before the first answer can leave, so a log reader that
+		// got an answer also finds this line.
+		a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())
+		go func() { serveErr <- a.engine.Serve(ctx, a.conn) }()
+	}
 	go a.healthCheck(ctx)
 	go a.ageRows(ctx)
-	a.log.Info("serving", "addr", a.conn.LocalAddr().String(), "version", a.currentVersion(), "bank", a.banks.Running())
 
 	var err error
 	select {
@@ -258,9 +324,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = fmt.Errorf("agent: serve: %w", e)
 	}
 	cancel()
+	if a.agentx != nil {
+		a.agentx.RefuseSets()
+	}
 	a.opWG.Wait()
 	stopNotify()
 	wg.Wait()
+	stopSubAgent()
 	a.close()
 	return err
 }

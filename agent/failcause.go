@@ -5,7 +5,10 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/agent/config"
+	"github.com/iadsafe/iad-agent/agent/iadconfig"
+	"github.com/iadsafe/iad-agent/agent/migrate"
 	"github.com/iadsafe/iad-agent/agent/transfer"
 	"github.com/iadsafe/iad-agent/bank"
 	"github.com/iadsafe/iad-agent/image"
@@ -60,6 +63,19 @@ var failCauses = []struct {
 	{bank.ErrSlotBusy, mib.FailBusy},
 	{bank.ErrBusy, mib.FailBusy},
 	{bank.ErrSizeMismatch, mib.FailImageCorrupt},
+	{iadconfig.ErrTooNew, mib.FailConfigTooNew},
+	{iadconfig.ErrMajorMismatch, mib.FailConfigMajorMismatch},
+	{iadconfig.ErrConvert, mib.FailConfigConvertFailed},
+	{iadconfig.ErrInvalid, mib.FailConfigInvalid},
+	{iadconfig.ErrUnknownFormat, mib.FailConfigInvalid},
+	{migrate.ErrReload, mib.FailApplyFailed},
+	{migrate.ErrApply, mib.FailApplyFailed},
+	{backupcrypt.ErrNotEncrypted, mib.FailConfigInvalid},
+	{backupcrypt.ErrWrongKey, mib.FailConfigInvalid},
+	{backupcrypt.ErrAuth, mib.FailConfigInvalid},
+	{backupcrypt.ErrTruncated, mib.FailConfigInvalid},
+	{backupcrypt.ErrUnsupported, mib.FailConfigInvalid},
+	{ErrNoConfigKey, mib.FailConfigInvalid},
 	{config.ErrTooLarge, mib.FailNoSpace},
 	{config.ErrCorrupt, mib.FailConfigInvalid},
 	{config.ErrManifest, mib.FailConfigInvalid},
@@ -79,6 +95,12 @@ func classify(err error) (mib.FailCause, string) {
 			cause = fc.cause
 			break
 		}
+	}
+	// A list of problems is cut at a problem boundary, saying how many
+	// were left out (the log has them all).
+	var inv *migrate.InvalidError
+	if errors.As(err, &inv) {
+		return cause, truncateText(inv.Summary(255), 255)
 	}
 	return cause, truncateText(err.Error(), 255)
 }

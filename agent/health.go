@@ -22,6 +22,17 @@ func (a *Agent) healthCheck(ctx context.Context) {
 		return
 	case <-time.After(a.opts.CommitAfter):
 	}
+	// Software that cannot read its configuration is not healthy: hold
+	// the commit until a restore brings one of its format.
+	for !a.configUsable() {
+		a.log.Warn("trial boot not committed: the live configuration is not in the running software's format; restore a backup",
+			"running_format", a.runningConfigFormat())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(a.opts.CommitAfter, 5*time.Second)):
+		}
+	}
 	committed, err := a.banks.Commit(ctx)
 	if err != nil {
 		a.log.Error("commit failed", "err", err)

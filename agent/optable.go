@@ -30,17 +30,18 @@ var (
 	colStarted  = last(mib.IadOpTimeStarted)
 	colDone     = last(mib.IadOpTimeCompleted)
 	colStatus   = last(mib.IadOpRowStatus)
+	colForce    = last(mib.IadOpForce)
 )
 
 func last(o mib.OID) uint32 { return o[len(o)-1] }
 
 // opColumns lists the readable columns in order.
 var opColumns = []uint32{colType, colProtocol, colAddrType, colAddr, colPort, colFile, colUser, colPassword,
-	colTimeout, colState, colProgress, colBytes, colCause, colText, colStarted, colDone, colStatus}
+	colTimeout, colState, colProgress, colBytes, colCause, colText, colStarted, colDone, colStatus, colForce}
 
 // writableOpColumns are read-create.
 var writableOpColumns = map[uint32]bool{colType: true, colProtocol: true, colAddrType: true, colAddr: true,
-	colPort: true, colFile: true, colUser: true, colPassword: true, colTimeout: true, colStatus: true}
+	colPort: true, colFile: true, colUser: true, colPassword: true, colTimeout: true, colStatus: true, colForce: true}
 
 func integer(v int64) snmp.Value { return snmp.Value{Type: gosnmp.Integer, V: int(v)} }
 func unsigned(v uint64) snmp.Value {
@@ -48,6 +49,19 @@ func unsigned(v uint64) snmp.Value {
 }
 func octets(b []byte) snmp.Value { return snmp.Value{Type: gosnmp.OctetString, V: b} }
 func str(s string) snmp.Value    { return snmp.Value{Type: gosnmp.OctetString, V: []byte(s)} }
+
+// TruthValue (SNMPv2-TC): true(1), false(2).
+const (
+	truthTrue  = 1
+	truthFalse = 2
+)
+
+func truthValue(b bool) snmp.Value {
+	if b {
+		return integer(truthTrue)
+	}
+	return integer(truthFalse)
+}
 
 // dateAndTime encodes t as an 11-octet DateAndTime, or eight zero octets
 // for "not yet" as the MIB says.
@@ -97,6 +111,8 @@ func opCell(r *row, col uint32) (snmp.Value, bool) {
 		return dateAndTime(r.Completed), true
 	case colStatus:
 		return integer(int64(r.rowStatus())), true
+	case colForce:
+		return truthValue(r.Force), true
 	}
 	return snmp.Value{}, false
 }
@@ -343,6 +359,8 @@ func applyOpColumn(r *row, col uint32, v snmp.Value) {
 		r.password = string(b)
 	case colTimeout:
 		r.Timeout = uint32(n)
+	case colForce:
+		r.Force = n == truthTrue
 	}
 }
 
@@ -404,6 +422,8 @@ func checkOpValue(col uint32, vb snmp.SetVarBind) error {
 		return wantUnsigned(86400)
 	case colStatus:
 		return wantInt(func(n int64) bool { return mib.RowStatus(n).Valid() })
+	case colForce:
+		return wantInt(func(n int64) bool { return n == truthTrue || n == truthFalse })
 	}
 	return nil
 }

@@ -2,18 +2,27 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/iadsafe/iad-agent/agent/config"
+	"github.com/iadsafe/iad-agent/agent/iadconfig"
 )
 
-// restore downloads a configuration archive, verifies it whole in a
-// staging directory and swaps it in atomically. A bad, truncated or
-// unsafe archive leaves the live configuration untouched.
+// restore downloads a configuration archive (decrypting it when the
+// device has a key), verifies it whole in a staging directory, converts
+// it to the running configuration format if it is older, validates it,
+// swaps it in atomically and has the services reload it. A bad,
+// truncated, unsafe, too new, unconvertible or invalid archive, or a
+// reload that fails, leaves the previous configuration live.
 func (a *Agent) restore(ctx context.Context, r *row) error {
 	var staged *config.Staged
 	err := a.fetch(ctx, r, func(ctx context.Context, src io.Reader) error {
-		var err error
+		src, err := a.openBackup(src)
+		if err != nil {
+			return err
+		}
 		staged, err = a.config.Stage(ctx, src)
 		return err
 	})
@@ -25,5 +34,13 @@ func (a *Agent) restore(ctx context.Context, r *row) error {
 	}
 	m := staged.Manifest()
 	a.log.Info("configuration staged", "files", len(m.Files), "from_version", m.SoftwareVersion, "config_format", m.ConfigFormat)
-	return staged.Apply(ctx)
+	res, err := a.migrator.Restore(ctx, staged, a.runningConfigFormat(), r.Force)
+	if errors.Is(err, iadconfig.ErrMajorMismatch) {
+		return fmt.Errorf("%w (iadOpForce)", err)
+	}
+	if err != nil {
+		return err
+	}
+	a.log.Info("configuration restored", "from_format", res.From, "format", res.To, "converted", res.Converted)
+	return nil
 }

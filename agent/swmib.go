@@ -53,7 +53,7 @@ func (a *Agent) registerMIB() error {
 	for _, h := range []struct {
 		prefix mib.OID
 		h      snmp.Handler
-	}{{mib.IadSw, sw}, {mib.IadBankTable, banks}, {mib.IadOpTable, ops}} {
+	}{{mib.IadSw, sw}, {mib.IadBankTable, banks}, {mib.IadOpTable, ops}, {mib.IadConfig, a.configScalars()}} {
 		if err := a.engine.Register(h.prefix, h.h); err != nil {
 			return fmt.Errorf("agent: registering %s: %w", h.prefix, err)
 		}

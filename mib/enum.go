@@ -119,6 +119,12 @@ const (
 	FailTransferError     FailCause = 16
 	FailNoFallback        FailCause = 17
 	FailInternalError     FailCause = 18
+
+	// Configuration format conversion and apply (issue 6).
+	FailConfigTooNew        FailCause = 19
+	FailConfigMajorMismatch FailCause = 20
+	FailConfigConvertFailed FailCause = 21
+	FailApplyFailed         FailCause = 22
 )
 
 var failCauseLabels = map[FailCause]string{
@@ -140,6 +146,11 @@ var failCauseLabels = map[FailCause]string{
 	FailTransferError:     "transferError",
 	FailNoFallback:        "noFallback",
 	FailInternalError:     "internalError",
+
+	FailConfigTooNew:        "configTooNew",
+	FailConfigMajorMismatch: "configMajorMismatch",
+	FailConfigConvertFailed: "configConvertFailed",
+	FailApplyFailed:         "applyFailed",
 }
 
 func (v FailCause) String() string { return enumString(failCauseLabels, "FailCause", v) }

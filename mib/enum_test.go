@@ -59,8 +59,12 @@ func TestEnumStringAndValid(t *testing.T) {
 			{FailTransferError, true, "transferError"},
 			{FailNoFallback, true, "noFallback"},
 			{FailInternalError, true, "internalError"},
+			{FailConfigTooNew, true, "configTooNew"},
+			{FailConfigMajorMismatch, true, "configMajorMismatch"},
+			{FailConfigConvertFailed, true, "configConvertFailed"},
+			{FailApplyFailed, true, "applyFailed"},
 			{FailCause(0), false, "FailCause(0)"},
-			{FailCause(19), false, "FailCause(19)"},
+			{FailCause(23), false, "FailCause(23)"},
 		}, func(s fmt.Stringer) bool { return s.(FailCause).Valid() }},
 		{"BankState", []enumCase{
 			{BankEmpty, true, "empty"},

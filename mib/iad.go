@@ -48,6 +48,15 @@ var (
 	IadOpTimeStarted       = IadOpEntry.Append(16)
 	IadOpTimeCompleted     = IadOpEntry.Append(17)
 	IadOpRowStatus         = IadOpEntry.Append(18)
+	IadOpForce             = IadOpEntry.Append(19)
+
+	IadConfig                 = IadUpgradeObjects.Append(4)
+	IadConfigFormat           = IadConfig.Append(1)
+	IadConfigLiveFormat       = IadConfig.Append(2)
+	IadConfigLastBackupTime   = IadConfig.Append(3)
+	IadConfigLastBackupDigest = IadConfig.Append(4)
+	IadConfigLastBackupSize   = IadConfig.Append(5)
+	IadConfigBackupEncrypted  = IadConfig.Append(6)
 
 	IadOpProgressNotify    = IadUpgradeNotifications.Append(1)
 	IadOpCompletedNotify   = IadUpgradeNotifications.Append(2)
@@ -61,6 +70,7 @@ var (
 	IadBankGroup          = IadUpgradeGroups.Append(2)
 	IadOpGroup            = IadUpgradeGroups.Append(3)
 	IadNotificationGroup  = IadUpgradeGroups.Append(4)
+	IadConfigGroup        = IadUpgradeGroups.Append(5)
 )
 
 // Names maps every node of IAD-UPGRADE-MIB, by its MIB name, to its OID.
@@ -109,6 +119,15 @@ var Names = map[string]OID{
 	"iadOpTimeStarted":       IadOpTimeStarted,
 	"iadOpTimeCompleted":     IadOpTimeCompleted,
 	"iadOpRowStatus":         IadOpRowStatus,
+	"iadOpForce":             IadOpForce,
+
+	"iadConfig":                 IadConfig,
+	"iadConfigFormat":           IadConfigFormat,
+	"iadConfigLiveFormat":       IadConfigLiveFormat,
+	"iadConfigLastBackupTime":   IadConfigLastBackupTime,
+	"iadConfigLastBackupDigest": IadConfigLastBackupDigest,
+	"iadConfigLastBackupSize":   IadConfigLastBackupSize,
+	"iadConfigBackupEncrypted":  IadConfigBackupEncrypted,
 
 	"iadOpProgressNotify":    IadOpProgressNotify,
 	"iadOpCompletedNotify":   IadOpCompletedNotify,
@@ -122,4 +141,5 @@ var Names = map[string]OID{
 	"iadBankGroup":          IadBankGroup,
 	"iadOpGroup":            IadOpGroup,
 	"iadNotificationGroup":  IadNotificationGroup,
+	"iadConfigGroup":        IadConfigGroup,
 }

@@ -8,7 +8,11 @@
 //	live        symlink to the current generation, e.g. "gen-7"
 //	gen-<N>     one complete configuration directory
 //	live.tmp    the next symlink, only while a swap is under way
-//	stage-*     archives being extracted and verified
+//	prev        the previous generation while an apply awaits confirmation
+//	            (ApplyPending); Open rolls such an apply back
+//	keep-<F>    a whole configuration kept in format F for software of that
+//	            format (the other bank) to find again
+//	stage-*     archives being extracted and verified, and copies being made
 //
 // The device's other software reads its files through <root>/live/. A swap
 // writes and fsyncs a whole new generation, then renames a fresh symlink over
@@ -151,11 +155,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // LiveDir returns <root>/live, the path readers use.
 func (s *Store) LiveDir() string { return filepath.Join(s.root, liveName) }
 
-// recover brings the root back to "live plus its generation" after a crash.
+// recover brings the root back to "live plus its generation, and the
+// kept generations" after a crash; an apply that was pending is rolled
+// back.
 func (s *Store) recover(ctx context.Context) error {
+	if err := s.recoverLinks(); err != nil {
+		return err
+	}
 	cur, err := s.currentGen()
 	first := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !first {
+		return err
+	}
+	refs, err := s.referenced()
+	if err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(s.root)
@@ -166,7 +179,7 @@ func (s *Store) recover(ctx context.Context) error {
 		name := e.Name()
 		stale := name == liveTmp ||
 			strings.HasPrefix(name, stageBase) ||
-			(strings.HasPrefix(name, genPrefix) && name != cur)
+			(strings.HasPrefix(name, genPrefix) && name != cur && !refs[name])
 		if !stale {
 			continue
 		}
@@ -345,6 +358,9 @@ func (s *Store) install(ctx context.Context, dir, old string) error {
 	s.log.Info("config: configuration swapped", "live", gen, "previous", old)
 	if old == "" {
 		return nil
+	}
+	if refs, err := s.referenced(); err == nil && refs[old] {
+		return nil // kept for another format
 	}
 	if err := removeTree(filepath.Join(s.root, old)); err != nil {
 		// Harmless: Open removes orphan generations.

@@ -27,12 +27,16 @@ type Agent struct {
 	// Community is the read community the readiness probe uses: the
 	// value of -ro-community in Args, else "public".
 	Community string
+	// Master is the AgentX master of an agent started by StartSubAgent:
+	// the agent then has no port of its own, Port and Target are the
+	// master's, and readiness means registered with the master.
+	Master *SNMPD
 
 	mu   sync.Mutex
 	proc *process
 }
 
-// Target is "127.0.0.1:Port".
+// Target is "127.0.0.1:Port" (the master's, for a sub-agent).
 func (a *Agent) Target() string { return "127.0.0.1:" + strconv.Itoa(a.Port) }
 
 // SNMP returns a client for the agent with the given community ("" means
@@ -84,11 +88,15 @@ func startAgentBin(t testing.TB, bin, dataDir string, extraArgs ...string) *Agen
 
 // argv is the full command line; Restart reuses it.
 func (a *Agent) argv() []string {
+	if a.Master != nil {
+		return append([]string{a.Bin, "-data", a.DataDir, "-agentx", a.Master.AgentX}, a.Args...)
+	}
 	return append([]string{a.Bin, "-data", a.DataDir, "-listen", a.Target()}, a.Args...)
 }
 
 func (a *Agent) start(t testing.TB) {
 	t.Helper()
+	from := a.LogSize()
 	p, err := launch("iad-agent", a.LogPath, nil, a.argv()...)
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -96,6 +104,10 @@ func (a *Agent) start(t testing.TB) {
 	a.mu.Lock()
 	a.proc, a.PID = p, p.pid()
 	a.mu.Unlock()
+	if a.Master != nil {
+		a.waitRegistered(t, from)
+		return
+	}
 	a.WaitReady(t)
 }
 
@@ -105,10 +117,15 @@ func (a *Agent) current() *process {
 	return a.proc
 }
 
-// WaitReady polls until the agent answers sysUpTime.0, failing the test
-// with the log tail if it exits or stays silent for 15s.
+// WaitReady polls until the agent answers sysUpTime.0 (a sub-agent: an
+// object of its own through the master), failing the test with the log
+// tail if it exits or stays silent for 15s.
 func (a *Agent) WaitReady(t testing.TB) {
 	t.Helper()
+	if a.Master != nil {
+		a.waitRegistered(t, 0)
+		return
+	}
 	a.waitUptime(t, "answer", func(int64) bool { return true })
 }
 

@@ -15,7 +15,18 @@ import (
 // upgrade again over TFTP, reset, restore from each backup, and the
 // notifications arrive in order.
 func TestFullCycle(t *testing.T) {
-	r := newRig(t, rigOptions{})
+	fullCycle(t, newRig(t, rigOptions{}))
+}
+
+// TestFullCycleAgentX is the same cycle with the agent as an AgentX
+// sub-agent of a real snmpd: every request and every notification passes
+// through the master, and the reset re-executes the agent, which
+// registers again.
+func TestFullCycleAgentX(t *testing.T) {
+	fullCycle(t, newRig(t, rigOptions{agentx: true}))
+}
+
+func fullCycle(t *testing.T, r *rig) {
 	// The device's other software keeps configuration in the live
 	// directory; give it something of its own to lose.
 	if err := os.WriteFile(filepath.Join(r.liveDir(), "sip-accounts.conf"), []byte("line1 = 1001@sip.example\n"), 0o640); err != nil {
@@ -105,8 +116,8 @@ func TestFullCycle(t *testing.T) {
 
 	// The whole table reads back over GetBulk; passwords never do.
 	rows := r.ro.BulkWalk(t, "iadOpTable")
-	if len(rows) != 8*17 {
-		t.Errorf("bulkwalk iadOpTable: got %d variables, want %d (8 rows x 17 columns)", len(rows), 8*17)
+	if len(rows) != 8*18 {
+		t.Errorf("bulkwalk iadOpTable: got %d variables, want %d (8 rows x 18 columns)", len(rows), 8*18)
 	}
 	for _, vb := range rows {
 		if len(vb.OID) > len(mib.IadOpPassword.String()) && vb.OID[:len(mib.IadOpPassword.String())+1] == mib.IadOpPassword.String()+"." && vb.Value != "" {

@@ -32,16 +32,22 @@ type rig struct {
 	tftp  *TFTPServer
 	ftp   *FTPServer
 	traps *TrapReceiver
-	rw    SNMP
-	ro    SNMP
-	key   string // path prefix of the trusted key pair
-	other string // a key pair the agent does not trust
-	data  string
+	// master is snmpd when the agent runs as its AgentX sub-agent; rw and
+	// ro then talk to the master.
+	master *SNMPD
+	rw     SNMP
+	ro     SNMP
+	key    string // path prefix of the trusted key pair
+	other  string // a key pair the agent does not trust
+	data   string
 }
 
 type rigOptions struct {
 	noFTP bool
 	args  []string // extra agent flags
+	// agentx runs the agent as an AgentX sub-agent of a real snmpd, which
+	// also forwards its notifications to the trap receiver.
+	agentx bool
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -70,22 +76,34 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		r.ftp = StartFTP(t, ftpDir)
 	}
 	args := []string{
-		"-rw-community", "private",
 		"-trust", r.key + ".pub",
-		"-trap", r.traps.Target(),
 		"-hw", testHW,
 		"-commit-after", "1s",
 		"-slot-size", "8MiB",
 	}
-	r.agent = StartAgent(t, r.data, append(args, o.args...)...)
+	if o.agentx {
+		r.master = StartSNMPDMaster(t, "trap2sink "+r.traps.Target()+" public")
+		r.agent = StartSubAgent(t, r.master, r.data, append(args, o.args...)...)
+	} else {
+		args = append(args, "-rw-community", "private", "-trap", r.traps.Target())
+		r.agent = StartAgent(t, r.data, append(args, o.args...)...)
+	}
 	r.rw = r.agent.SNMP("private")
 	r.ro = r.agent.SNMP("public")
 	return r
 }
 
 // image builds a signed image with a random payload of size bytes into
-// both servers' directories and returns its file name.
+// both servers' directories and returns its file name. Its software uses
+// configuration format 1, as the factory software does.
 func (r *rig) image(t *testing.T, name, version, hw, keyPrefix string, size int) string {
+	t.Helper()
+	return r.imageFormat(t, name, version, hw, keyPrefix, size, 1)
+}
+
+// imageFormat is image for software that uses configuration format
+// configFormat (the image header says so).
+func (r *rig) imageFormat(t *testing.T, name, version, hw, keyPrefix string, size int, configFormat uint32) string {
 	t.Helper()
 	payload := make([]byte, size)
 	rng := rand.New(rand.NewPCG(uint64(size), 7))
@@ -97,7 +115,7 @@ func (r *rig) image(t *testing.T, name, version, hw, keyPrefix string, size int)
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(payload)
-	h := image.Header{Hardware: hw, Version: version, ConfigFormat: 1, PayloadSize: int64(size), PayloadSHA256: sum, Created: time.Now()}
+	h := image.Header{Hardware: hw, Version: version, ConfigFormat: configFormat, PayloadSize: int64(size), PayloadSHA256: sum, Created: time.Now()}
 	var buf bytes.Buffer
 	if err := image.Build(&buf, h, bytes.NewReader(payload), key); err != nil {
 		t.Fatal(err)
@@ -273,15 +291,9 @@ func (r *rig) waitBankState(t *testing.T, idx int, want mib.BankState) {
 // reset runs a reset operation and waits for the agent to come back.
 func (r *rig) reset(t *testing.T, idx int) {
 	t.Helper()
-	// The agent re-executes itself (same PID): its log says when the new
-	// process serves. (Comparing sysUpTime before and after is racy on a
-	// loaded machine: the new process may outlive the old uptime before
-	// the first poll.)
-	from := r.agent.LogSize()
+	mark := r.agent.MarkRestart(t)
 	r.op(t, idx, "reset", "", "")
-	r.agent.WaitLog(t, from, "reset: re-executing")
-	r.agent.WaitLog(t, from, "msg=serving")
-	r.agent.WaitReady(t)
+	r.agent.WaitRestartedSince(t, mark)
 	if res := r.wait(t, idx); res.state != strconv.Itoa(int(mib.OpSuccessful)) {
 		t.Fatalf("reset #%d after restart: got %+v, want successful", idx, res)
 	}

@@ -35,6 +35,45 @@ type SNMP struct {
 	// (default 1).
 	Timeout time.Duration
 	Retries int
+	// V3, when set, makes the tools speak SNMPv3 as this user instead of
+	// v2c with Community.
+	V3 *V3User
+}
+
+// V3User is an SNMPv3 identity for net-snmp's tools.
+type V3User struct {
+	Name string
+	// Level is noAuthNoPriv, authNoPriv or authPriv; empty: the highest
+	// the protocols below allow.
+	Level string
+	// Auth is MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512 (empty: none);
+	// Priv is DES, AES, AES-192 or AES-256 (empty: none).
+	Auth, AuthPass string
+	Priv, PrivPass string
+	// Extra are further flags, e.g. "-e", ENGINEID, "-Z", "BOOTS,TIME".
+	Extra []string
+}
+
+func (u *V3User) flags() []string {
+	level := u.Level
+	if level == "" {
+		switch {
+		case u.Priv != "":
+			level = "authPriv"
+		case u.Auth != "":
+			level = "authNoPriv"
+		default:
+			level = "noAuthNoPriv"
+		}
+	}
+	f := []string{"-v3", "-u", u.Name, "-l", level}
+	if u.Auth != "" {
+		f = append(f, "-a", u.Auth, "-A", u.AuthPass)
+	}
+	if u.Priv != "" {
+		f = append(f, "-x", u.Priv, "-X", u.PrivPass)
+	}
+	return append(f, u.Extra...)
 }
 
 func (c SNMP) withDefaults() SNMP {
@@ -132,12 +171,15 @@ func (c SNMP) run(t testing.TB, tool string, args ...string) (stdout, stderr str
 	return o.String(), e.String(), err
 }
 
-// common are the v2c flags every request tool gets.
+// common are the version, security and timing flags every request tool
+// gets.
 func (c SNMP) common() []string {
 	c = c.withDefaults()
-	return []string{"-v2c", "-c", c.Community,
-		"-t", strconv.FormatFloat(c.Timeout.Seconds(), 'f', -1, 64),
-		"-r", strconv.Itoa(c.Retries)}
+	timing := []string{"-t", strconv.FormatFloat(c.Timeout.Seconds(), 'f', -1, 64), "-r", strconv.Itoa(c.Retries)}
+	if c.V3 != nil {
+		return append(c.V3.flags(), timing...)
+	}
+	return append([]string{"-v2c", "-c", c.Community}, timing...)
 }
 
 // Get reads objects with one snmpget and returns their values keyed by
@@ -283,14 +325,21 @@ func unescapeNetSNMP(s string) string {
 	return b.String()
 }
 
-// SNMPD is a throwaway net-snmp snmpd on loopback, for testing the harness
-// and as a reference agent.
+// SNMPD is a throwaway net-snmp snmpd on loopback, for testing the harness,
+// as a reference agent, and as the AgentX master of a sub-agent
+// (StartSNMPDMaster).
 type SNMPD struct {
 	Port    int
 	PID     int
 	LogPath string
+	// AgentX is the master's AgentX socket ("unix:/PATH") when started by
+	// StartSNMPDMaster.
+	AgentX string
 
+	mu   sync.Mutex
 	proc *process
+	argv []string
+	env  []string
 }
 
 // Target is "127.0.0.1:Port" for SNMP.Target.
@@ -301,44 +350,76 @@ func (d *SNMPD) Target() string { return "127.0.0.1:" + strconv.Itoa(d.Port) }
 // empty means exactly that), and waits until it answers.
 func StartSNMPD(t testing.TB, conf string) *SNMPD {
 	t.Helper()
-	bin := RequireTool(t, "snmpd")
 	if conf == "" {
 		conf = "rocommunity public 127.0.0.1\n"
 	}
-	work := t.TempDir()
-	confPath := filepath.Join(work, "snmpd.conf")
+	return startSNMPD(t, t.TempDir(), conf)
+}
+
+// startSNMPD writes conf into work/conf, keeps snmpd's persistent files in
+// work/persist (snmpd rewrites $SNMP_PERSISTENT_DIR/snmpd.conf, which
+// must not be the configuration) and starts it.
+func startSNMPD(t testing.TB, work, conf string) *SNMPD {
+	t.Helper()
+	bin := RequireTool(t, "snmpd")
+	confDir, persist := filepath.Join(work, "conf"), filepath.Join(work, "persist")
+	for _, d := range []string{confDir, persist} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confPath := filepath.Join(confDir, "snmpd.conf")
 	// Logging every request would bury the interesting lines of the log.
 	conf += "\ndontLogTCPWrappersConnects yes\n"
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(work, "snmpd.log")
-	env := append(os.Environ(), "SNMP_PERSISTENT_DIR="+work, "SNMPCONFPATH="+work)
+	env := append(os.Environ(), "SNMP_PERSISTENT_DIR="+persist, "SNMPCONFPATH="+confDir)
 	var lastErr error
 	for range 3 {
 		port := FreeUDPPort(t)
-		p, err := launch("snmpd", logPath, env, bin, "-f", "-Lf", logPath, "-C", "-c", confPath,
-			"-M", MIBDirs(t)+":/usr/share/snmp/mibs", "-m", "", "udp:127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		d := &SNMPD{Port: port, PID: p.pid(), LogPath: logPath, proc: p}
-		t.Cleanup(d.Stop)
-		lastErr = p.waitStarted(startTimeout, func() error {
-			_, err := sysUpTime(t, d.Target(), "public")
-			return err
-		})
-		if lastErr == nil {
+		d := &SNMPD{Port: port, LogPath: logPath, env: env,
+			argv: []string{bin, "-f", "-Lf", logPath, "-C", "-c", confPath,
+				"-M", MIBDirs(t) + ":/usr/share/snmp/mibs", "-m", "", "udp:127.0.0.1:" + strconv.Itoa(port)}}
+		if lastErr = d.launch(t); lastErr == nil {
+			t.Cleanup(d.Stop)
 			return d
 		}
-		d.Stop()
 	}
 	t.Fatalf("snmpd did not start: %v\nlog %s:\n%s", lastErr, logPath, logTail(logPath, tailLines))
 	return nil
 }
 
+// launch starts snmpd with the saved command line and waits until it
+// answers; on failure it is stopped again.
+func (d *SNMPD) launch(t testing.TB) error {
+	t.Helper()
+	p, err := launch("snmpd", d.LogPath, d.env, d.argv...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	d.mu.Lock()
+	d.proc, d.PID = p, p.pid()
+	d.mu.Unlock()
+	err = p.waitStarted(startTimeout, func() error {
+		_, err := sysUpTime(t, d.Target(), "public")
+		return err
+	})
+	if err != nil {
+		p.terminate(stopGrace)
+	}
+	return err
+}
+
+func (d *SNMPD) current() *process {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.proc
+}
+
 // Stop kills snmpd and waits. Idempotent.
-func (d *SNMPD) Stop() { d.proc.terminate(stopGrace) }
+func (d *SNMPD) Stop() { d.current().terminate(stopGrace) }
 
 var errNoUptime = errors.New("itest: no sysUpTime in answer")
 

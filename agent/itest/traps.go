@@ -70,8 +70,14 @@ type TrapReceiver struct {
 	// StartTrapReceiverConf).
 	ConfPath string
 
-	proc *process
-	mu   sync.Mutex
+	procMu sync.Mutex
+	proc   *process
+	argv   []string
+	env    []string
+	mu     sync.Mutex
+	// earlier are the logs of runs before a Restart: snmptrapd truncates
+	// its log file when it starts.
+	earlier []string
 }
 
 // Target is "127.0.0.1:Port", the agent's -trap argument.
@@ -113,44 +119,87 @@ func StartTrapReceiverConf(t testing.TB, extraConf string) *TrapReceiver {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(work, "snmptrapd.log")
-	// The persistent directory keeps snmptrapd's engine boots out of
-	// /var/lib/snmp.
-	env := append(SNMP{}.Env(t), "SNMP_PERSISTENT_DIR="+work)
+	// The persistent directory keeps snmptrapd's engine ID and boots out
+	// of /var/lib/snmp, and apart from the configuration: snmptrapd
+	// rewrites $SNMP_PERSISTENT_DIR/snmptrapd.conf.
+	persist := filepath.Join(work, "persist")
+	if err := os.MkdirAll(persist, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Reading the persistent directory too keeps snmptrapd's engine ID
+	// and boots across Restart, as on a real receiver.
+	env := append(SNMP{}.Env(t), "SNMP_PERSISTENT_DIR="+persist, "SNMPCONFPATH="+work+":"+persist)
 	var lastErr error
 	for range 3 {
 		port := FreeUDPPort(t)
 		// -On numeric OIDs, -Oe numeric enums, -Ot raw timeticks: stable to
 		// parse whatever MIBs are loaded; -X no AgentX; -n no DNS.
-		p, err := launch("snmptrapd", logPath, env, bin, "-f", "-Lf", logPath, "-C", "-c", confPath,
-			"-On", "-Oe", "-Ot", "-OU", "-n", "-X", "udp:127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		r := &TrapReceiver{Port: port, PID: p.pid(), LogPath: logPath, ConfPath: confPath, proc: p}
-		t.Cleanup(r.Stop)
-		nonce := randomHex()
-		lastErr = p.waitStarted(startTimeout, func() error {
-			if r.sawProbe(nonce) {
-				return nil
-			}
-			_, err := SNMP{}.Run(t, "snmptrap", "-v2c", "-c", "public", r.Target(), "",
-				probeTrapOID, probeVarOID, "s", nonce)
-			if err != nil {
-				return err
-			}
-			// The trap is fire-and-forget; give the log a moment before
-			// the next send.
-			return poll(300*time.Millisecond, func() (bool, error) {
-				return r.sawProbe(nonce), errProbeNotLogged
-			})
-		})
-		if lastErr == nil {
+		// No -C: it would keep snmptrapd from reading its persistent file
+		// too. SNMPCONFPATH confines the configuration to work (ConfPath)
+		// and persist; nothing of /etc/snmp or ~/.snmp is read.
+		r := &TrapReceiver{Port: port, LogPath: logPath, ConfPath: confPath, env: env,
+			argv: []string{bin, "-f", "-Lf", logPath,
+				"-On", "-Oe", "-Ot", "-OU", "-n", "-X", "udp:127.0.0.1:" + strconv.Itoa(port)}}
+		if lastErr = r.launch(t); lastErr == nil {
+			t.Cleanup(r.Stop)
 			return r
 		}
-		r.Stop()
 	}
 	t.Fatalf("snmptrapd did not start: %v\nlog %s:\n%s", lastErr, logPath, logTail(logPath, tailLines))
 	return nil
+}
+
+// launch starts snmptrapd with the saved command line and waits until a
+// probe trap shows up in its log; on failure it is stopped again.
+func (r *TrapReceiver) launch(t testing.TB) error {
+	t.Helper()
+	p, err := launch("snmptrapd", r.LogPath, r.env, r.argv...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	r.procMu.Lock()
+	r.proc, r.PID = p, p.pid()
+	r.procMu.Unlock()
+	nonce := randomHex()
+	err = p.waitStarted(startTimeout, func() error {
+		if r.sawProbe(nonce) {
+			return nil
+		}
+		_, err := SNMP{}.Run(t, "snmptrap", "-v2c", "-c", "public", r.Target(), "",
+			probeTrapOID, probeVarOID, "s", nonce)
+		if err != nil {
+			return err
+		}
+		// The trap is fire-and-forget; give the log a moment before
+		// the next send.
+		return poll(300*time.Millisecond, func() (bool, error) {
+			return r.sawProbe(nonce), errProbeNotLogged
+		})
+	})
+	if err != nil {
+		p.terminate(stopGrace)
+	}
+	return err
+}
+
+// Restart starts snmptrapd again on the same port with the same
+// configuration and persistent state (after Stop) and waits until it logs.
+func (r *TrapReceiver) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop()
+	r.mu.Lock()
+	old := r.LogPath + "." + strconv.Itoa(len(r.earlier)+1)
+	err := os.Rename(r.LogPath, old)
+	if err == nil {
+		r.earlier = append(r.earlier, old)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		t.Fatalf("keeping the snmptrapd log: %v", err)
+	}
+	if err := r.launch(t); err != nil {
+		t.Fatalf("snmptrapd did not restart: %v\nlog %s:\n%s", err, r.LogPath, logTail(r.LogPath, tailLines))
+	}
 }
 
 var errProbeNotLogged = fmt.Errorf("itest: probe trap not logged yet")
@@ -173,7 +222,12 @@ func (r *TrapReceiver) sawProbe(nonce string) bool {
 }
 
 // Stop kills snmptrapd and waits. Idempotent.
-func (r *TrapReceiver) Stop() { r.proc.terminate(stopGrace) }
+func (r *TrapReceiver) Stop() {
+	r.procMu.Lock()
+	p := r.proc
+	r.procMu.Unlock()
+	p.terminate(stopGrace)
+}
 
 // Traps returns the notifications logged so far, oldest first, without
 // the receiver's own start-up probes.
@@ -192,11 +246,13 @@ func (r *TrapReceiver) Traps() []Trap {
 func (r *TrapReceiver) all() []Trap {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := os.ReadFile(r.LogPath)
-	if err != nil {
-		return nil
+	var traps []Trap
+	for _, p := range append(append([]string(nil), r.earlier...), r.LogPath) {
+		if b, err := os.ReadFile(p); err == nil {
+			traps = append(traps, parseTrapLog(string(b))...)
+		}
 	}
-	return parseTrapLog(string(b))
+	return traps
 }
 
 // WaitFor polls the log until pred accepts the traps received so far and

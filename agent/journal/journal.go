@@ -1,6 +1,7 @@
 // Package journal keeps the agent's operation records in a bbolt database,
 // so that after a crash or power cut the agent knows which operation was
-// interrupted and can say so.
+// interrupted and can say so. The same database keeps the SNMPv3 engine's
+// identity and boot counter (engine.go), as only one process may hold it.
 //
 // Every record is written (and synced by bbolt's commit) before the state it
 // describes takes effect. Records are versioned JSON with explicit enum
@@ -56,6 +57,9 @@ type Op struct {
 	Arming    uint32    `json:"arming,omitempty"`
 	Started   time.Time `json:"started,omitzero"`
 	Completed time.Time `json:"completed,omitzero"`
+	// Force is iadOpForce: convert a restored configuration across a
+	// major format version. Absent in older records, meaning false.
+	Force bool `json:"force,omitempty"`
 }
 
 // Journal is the operation store.

@@ -111,3 +111,36 @@ func TestCorruptRecord(t *testing.T) {
 		})
 	}
 }
+
+func TestBootEngine(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	gen := func(id string) func() ([]byte, error) { return func() ([]byte, error) { return []byte(id), nil } }
+	steps := []struct {
+		want      []byte
+		gen       string
+		wantID    string
+		wantBoots uint32
+	}{
+		{nil, "generated-1", "generated-1", 1},
+		{nil, "generated-2", "generated-1", 2}, // the stored ID is kept
+		{nil, "generated-3", "generated-1", 3},
+		{[]byte("configured"), "x", "configured", 1}, // a new ID counts from 1
+		{[]byte("configured"), "x", "configured", 2},
+		{nil, "x", "configured", 3},
+	}
+	for i, s := range steps {
+		j, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := j.BootEngine(ctx, s.want, gen(s.gen))
+		j.Close()
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if string(st.ID) != s.wantID || st.Boots != s.wantBoots {
+			t.Errorf("step %d: got %q boots %d, want %q boots %d", i, st.ID, st.Boots, s.wantID, s.wantBoots)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gosnmp/gosnmp"
+
+	"github.com/iadsafe/iad-agent/agent/snmp/usm"
 	"github.com/iadsafe/iad-agent/mib"
 )
 
@@ -22,7 +24,24 @@ const (
 	// (RFC 3417 section 3.2).
 	minMaxMessageSize = 484
 	maxUDPPayload     = 65507
+	// DefaultMaxRequestSize bounds an incoming message; anything longer is
+	// dropped unread and counted in snmpInASNParseErrs.
+	DefaultMaxRequestSize = 8192
 )
+
+// Community is an SNMPv1/v2c community with its access.
+type Community struct {
+	Name  string
+	Write bool // read-write; otherwise read-only
+}
+
+// String never shows the community, which is a password.
+func (c Community) String() string {
+	if c.Write {
+		return "community (read-write)"
+	}
+	return "community (read-only)"
+}
 
 // Options configure an Engine. The zero value is valid but answers nobody:
 // an empty community never matches.
@@ -32,38 +51,76 @@ type Options struct {
 	// WriteCommunity is accepted for everything, Set included. Empty
 	// disables Set.
 	WriteCommunity string
+	// Communities are further v1/v2c communities, with their access.
+	Communities []Community
+	// Local is the SNMPv3 engine (identity, clock, users). Nil answers no
+	// SNMPv3: such messages count as bad versions.
+	Local *LocalEngine
+	// AuthenTraps is snmpEnableAuthenTraps. When true, OnAuthFailure is
+	// called for every message with an unknown community and every SNMPv3
+	// message that fails authentication; it must not block.
+	AuthenTraps   bool
+	OnAuthFailure func()
 	// System is served as the MIB-II system group.
 	System SystemInfo
 	// Start is the moment sysUpTime counts from; zero means New's time.
 	Start time.Time
 	// MaxMessageSize bounds a response in bytes; default
-	// DefaultMaxMessageSize, clamped to [484, 65507].
+	// DefaultMaxMessageSize, clamped to [484, 65507]. An SNMPv3 manager's
+	// smaller msgMaxSize lowers it further.
 	MaxMessageSize int
+	// MaxRequestSize bounds a request in bytes; default
+	// DefaultMaxRequestSize, clamped to [484, 65507].
+	MaxRequestSize int
 	// Logger receives per-packet diagnostics at debug level and handler
 	// failures at warn; nil discards.
 	Logger *slog.Logger
 }
 
-// Engine is an SNMPv1/v2c agent over a Tree. It serves the system and snmp
-// groups of SNMPv2-MIB itself; everything else comes from Register.
+// Engine is an SNMPv1/v2c/v3 agent over a Tree. It serves the system and
+// snmp groups of SNMPv2-MIB itself, and with a LocalEngine the snmpEngine,
+// snmpMPDStats and usmStats groups; everything else comes from Register.
 type Engine struct {
-	tree    Tree
-	read    []byte
-	write   []byte
-	start   time.Time
-	maxSize int
-	log     *slog.Logger
-	stats   counters
+	tree        Tree
+	communities []community
+	local       *LocalEngine
+	authTraps   bool
+	onAuthFail  func()
+	start       time.Time
+	maxSize     int
+	maxRequest  int
+	log         *slog.Logger
+	stats       counters
+}
+
+type community struct {
+	name  []byte
+	write bool
 }
 
 // New builds an engine from opts with the built-in groups registered.
 func New(opts Options) *Engine {
 	e := &Engine{
-		read:    []byte(opts.ReadCommunity),
-		write:   []byte(opts.WriteCommunity),
-		start:   opts.Start,
-		maxSize: opts.MaxMessageSize,
-		log:     opts.Logger,
+		local:      opts.Local,
+		authTraps:  opts.AuthenTraps,
+		onAuthFail: opts.OnAuthFailure,
+		start:      opts.Start,
+		maxSize:    opts.MaxMessageSize,
+		maxRequest: opts.MaxRequestSize,
+		log:        opts.Logger,
+	}
+	comms := opts.Communities
+	if opts.ReadCommunity != "" {
+		comms = append([]Community{{Name: opts.ReadCommunity}}, comms...)
+	}
+	if opts.WriteCommunity != "" {
+		comms = append([]Community{{Name: opts.WriteCommunity, Write: true}}, comms...)
+	}
+	for _, c := range comms {
+		// An empty community never matches: it would let anyone in.
+		if c.Name != "" {
+			e.communities = append(e.communities, community{name: []byte(c.Name), write: c.Write})
+		}
 	}
 	if e.start.IsZero() {
 		e.start = time.Now()
@@ -72,6 +129,10 @@ func New(opts Options) *Engine {
 		e.maxSize = DefaultMaxMessageSize
 	}
 	e.maxSize = min(max(e.maxSize, minMaxMessageSize), maxUDPPayload)
+	if e.maxRequest == 0 {
+		e.maxRequest = DefaultMaxRequestSize
+	}
+	e.maxRequest = min(max(e.maxRequest, minMaxMessageSize), maxUDPPayload)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +140,10 @@ func New(opts Options) *Engine {
 	// cannot fail.
 	_ = e.tree.Register(oidSystem, e.systemGroup(opts.System))
 	_ = e.tree.Register(oidSNMP, e.snmpGroup())
+	if e.local != nil {
+		// Disjoint from the two above and from each other.
+		_ = e.registerV3()
+	}
 	return e
 }
 
@@ -144,10 +209,15 @@ func (e *Engine) HandlePacket(ctx context.Context, pkt []byte) (resp []byte, ok 
 		}
 	}()
 
+	if len(pkt) > e.maxRequest {
+		return e.drop(&e.stats.inASNParseErrs, "message too long", "size", len(pkt), "max", e.maxRequest)
+	}
 	version, good := peekVersion(pkt)
 	switch {
 	case !good:
 		return e.drop(&e.stats.inASNParseErrs, "unparsable header")
+	case version == usm.Version3 && e.local != nil:
+		return e.handleV3(ctx, pkt)
 	case version != int(gosnmp.Version1) && version != int(gosnmp.Version2c):
 		return e.drop(&e.stats.inBadVersions, "unsupported version", "version", version)
 	}
@@ -156,10 +226,10 @@ func (e *Engine) HandlePacket(ctx context.Context, pkt []byte) (resp []byte, ok 
 		return e.drop(&e.stats.inASNParseErrs, "malformed message", "err", err)
 	}
 
-	readOK := len(e.read) > 0 && subtle.ConstantTimeCompare([]byte(req.Community), e.read) == 1
-	writeOK := len(e.write) > 0 && subtle.ConstantTimeCompare([]byte(req.Community), e.write) == 1
-	if !readOK && !writeOK {
+	readOK, writeOK := e.community(req.Community)
+	if !readOK {
 		// Never log the community itself: it is a password.
+		e.authFailure()
 		return e.drop(&e.stats.inBadCommunityNames, "unknown community")
 	}
 
@@ -185,15 +255,40 @@ func (e *Engine) HandlePacket(ctx context.Context, pkt []byte) (resp []byte, ok 
 		}
 	}
 
-	res := e.dispatch(ctx, req, vbs)
-	if res.Err != nil {
-		level := slog.LevelDebug
-		if errors.Is(res.Err, ErrBadHandler) || res.Status == gosnmp.GenErr || res.Status == gosnmp.CommitFailed || res.Status == gosnmp.UndoFailed {
-			level = slog.LevelWarn
+	res := e.dispatch(ctx, req, vbs, e.maxSize)
+	e.logResult(ctx, req, res)
+	return e.encode(req, vbs, res, e.maxSize, func(p *gosnmp.SnmpPacket) ([]byte, error) { return p.MarshalMsg() })
+}
+
+// community checks c against every configured community without an early
+// exit, so the time taken says nothing about which one nearly matched.
+func (e *Engine) community(c string) (read, write bool) {
+	for _, k := range e.communities {
+		if subtle.ConstantTimeCompare([]byte(c), k.name) == 1 {
+			read = true
+			write = write || k.write
 		}
-		e.log.Log(ctx, level, "snmp: request failed", "pdu", req.PDUType.String(), "status", res.Status.String(), "index", res.Index, "err", res.Err)
 	}
-	return e.encode(req, vbs, res)
+	return read, write
+}
+
+// authFailure reports an authentication failure when
+// snmpEnableAuthenTraps is on.
+func (e *Engine) authFailure() {
+	if e.authTraps && e.onAuthFail != nil {
+		e.onAuthFail()
+	}
+}
+
+func (e *Engine) logResult(ctx context.Context, req *gosnmp.SnmpPacket, res Result) {
+	if res.Err == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if errors.Is(res.Err, ErrBadHandler) || res.Status == gosnmp.GenErr || res.Status == gosnmp.CommitFailed || res.Status == gosnmp.UndoFailed {
+		level = slog.LevelWarn
+	}
+	e.log.Log(ctx, level, "snmp: request failed", "pdu", req.PDUType.String(), "status", res.Status.String(), "index", res.Index, "err", res.Err)
 }
 
 func (e *Engine) drop(c interface{ Add(uint32) uint32 }, reason string, args ...any) ([]byte, bool) {
@@ -202,7 +297,9 @@ func (e *Engine) drop(c interface{ Add(uint32) uint32 }, reason string, args ...
 	return nil, false
 }
 
-func (e *Engine) dispatch(ctx context.Context, req *gosnmp.SnmpPacket, vbs []VarBind) Result {
+// dispatch runs one request PDU on the tree; limit is the response size
+// the transport allows.
+func (e *Engine) dispatch(ctx context.Context, req *gosnmp.SnmpPacket, vbs []VarBind, limit int) Result {
 	oids := make([]mib.OID, len(vbs))
 	for i, vb := range vbs {
 		oids[i] = vb.OID
@@ -217,7 +314,7 @@ func (e *Engine) dispatch(ctx context.Context, req *gosnmp.SnmpPacket, vbs []Var
 	case gosnmp.GetBulkRequest:
 		// Even the smallest varbind takes several bytes, so more than this
 		// many could never fit.
-		maxVarBinds := e.maxSize / 8
+		maxVarBinds := limit / 8
 		res = e.tree.GetBulk(ctx, oids, int(req.NonRepeaters), int(min(req.MaxRepetitions, MaxRepetitions)), maxVarBinds)
 	case gosnmp.SetRequest:
 		res = e.tree.Set(ctx, vbs)
@@ -255,10 +352,18 @@ func v1Status(s gosnmp.SNMPError) gosnmp.SNMPError {
 	return gosnmp.GenErr
 }
 
-// encode builds the response message, applying RFC 3416's size rules:
-// GetBulk drops trailing varbinds, anything else becomes tooBig with no
-// varbinds, and a tooBig that still does not fit is dropped.
-func (e *Engine) encode(req *gosnmp.SnmpPacket, reqVBs []VarBind, res Result) ([]byte, bool) {
+// encode builds the response message with build (which wraps the PDU for
+// its version), applying RFC 3416's size rules against limit: GetBulk drops
+// trailing varbinds, anything else becomes tooBig with no varbinds, and a
+// tooBig that still does not fit is dropped.
+func (e *Engine) encode(req *gosnmp.SnmpPacket, reqVBs []VarBind, res Result, limit int, build func(*gosnmp.SnmpPacket) ([]byte, error)) ([]byte, bool) {
+	marshal := func(p *gosnmp.SnmpPacket, vbs []VarBind) ([]byte, error) {
+		p.Variables = make([]gosnmp.SnmpPDU, len(vbs))
+		for i, vb := range vbs {
+			p.Variables[i] = toPDU(vb)
+		}
+		return build(p)
+	}
 	out := &gosnmp.SnmpPacket{
 		Version:   req.Version,
 		Community: req.Community,
@@ -275,12 +380,12 @@ func (e *Engine) encode(req *gosnmp.SnmpPacket, reqVBs []VarBind, res Result) ([
 	if res.Status != gosnmp.NoError || req.PDUType == gosnmp.SetRequest {
 		vbs = echo(reqVBs)
 	}
-	msg, err := e.marshal(out, vbs)
+	msg, err := marshal(out, vbs)
 	if err != nil {
 		e.log.Warn("snmp: cannot encode response", "err", err)
 		return nil, false
 	}
-	if len(msg) <= e.maxSize {
+	if len(msg) <= limit {
 		return msg, true
 	}
 	if req.PDUType == gosnmp.GetBulkRequest && res.Status == gosnmp.NoError {
@@ -289,8 +394,8 @@ func (e *Engine) encode(req *gosnmp.SnmpPacket, reqVBs []VarBind, res Result) ([
 		var best []byte
 		for lo <= hi {
 			mid := (lo + hi) / 2
-			m, err := e.marshal(out, vbs[:mid])
-			if err == nil && len(m) <= e.maxSize {
+			m, err := marshal(out, vbs[:mid])
+			if err == nil && len(m) <= limit {
 				best, lo = m, mid+1
 			} else {
 				hi = mid - 1
@@ -301,19 +406,11 @@ func (e *Engine) encode(req *gosnmp.SnmpPacket, reqVBs []VarBind, res Result) ([
 		}
 	}
 	out.Error, out.ErrorIndex = gosnmp.TooBig, 0
-	msg, err = e.marshal(out, nil)
-	if err != nil || len(msg) > e.maxSize {
+	msg, err = marshal(out, nil)
+	if err != nil || len(msg) > limit {
 		return e.drop(&e.stats.silentDrops, "tooBig response does not fit")
 	}
 	return msg, true
-}
-
-func (e *Engine) marshal(p *gosnmp.SnmpPacket, vbs []VarBind) ([]byte, error) {
-	p.Variables = make([]gosnmp.SnmpPDU, len(vbs))
-	for i, vb := range vbs {
-		p.Variables[i] = toPDU(vb)
-	}
-	return p.MarshalMsg()
 }
 
 // echo returns the request's varbinds in a form gosnmp can encode; a value

@@ -70,8 +70,14 @@ func (e *Engine) snmpGroup() *Scalars {
 		4: counter(&c.inBadCommunityNames),
 		5: counter(&c.inBadCommunityUses),
 		6: counter(&c.inASNParseErrs),
-		// snmpEnableAuthenTraps: disabled(2); authentication traps are not sent.
-		30: func(context.Context) (Value, error) { return Value{gosnmp.Integer, 2}, nil },
+		// snmpEnableAuthenTraps: enabled(1) or disabled(2), as configured;
+		// read-only here because a SET would not survive a restart.
+		30: func(context.Context) (Value, error) {
+			if e.authTraps {
+				return Value{gosnmp.Integer, 1}, nil
+			}
+			return Value{gosnmp.Integer, 2}, nil
+		},
 		31: counter(&c.silentDrops),
 		32: counter(&c.proxyDrops),
 	})

@@ -3,13 +3,16 @@
 // Get/GetNext/GetBulk and a two-phase Set with RFC 3416 error statuses.
 //
 // The dispatch core (Tree) knows nothing about transports or message
-// versions, so SNMPv3/USM and an AgentX sub-agent can reuse the same
-// handlers; Engine wraps it for SNMPv1/v2c over UDP, using gosnmp only as a
-// packet codec.
+// versions, so SNMPv1/v2c, SNMPv3 and an AgentX sub-agent (package agentx)
+// serve the same handlers. Engine wraps it for SNMPv1/v2c (engine.go) and
+// SNMPv3 with the User-based Security Model (v3.go: the authoritative
+// side, with the LocalEngine of local.go; package usm does the wire format
+// and cryptography) over one UDP port, using gosnmp only as a PDU codec.
 //
-// It must never panic on a packet and never block the packet loop on slow
-// work: handlers answer from memory and Set commit functions hand long jobs
-// (an upgrade, a backup) to a worker instead of doing them inline.
+// It must never panic on a packet, never act on an SNMPv3 message before
+// its HMAC checked out, and never block the packet loop on slow work:
+// handlers answer from memory and Set commit functions hand long jobs (an
+// upgrade, a backup) to a worker instead of doing them inline.
 package snmp
 
 import (

@@ -32,7 +32,15 @@ type subtree struct {
 type Tree struct {
 	regMu sync.Mutex // serialises Register; readers use the snapshot
 	subs  atomic.Pointer[[]subtree]
-	setMu sync.Mutex
+	// setSem is held from a SET's first phase to its commit or release,
+	// so two SETs never interleave; a channel so waiting can be cancelled.
+	setOnce sync.Once
+	setSem  chan struct{}
+}
+
+func (t *Tree) sem() chan struct{} {
+	t.setOnce.Do(func() { t.setSem = make(chan struct{}, 1) })
+	return t.setSem
 }
 
 // Register adds h as the handler of every OID under prefix. It fails with
@@ -232,10 +240,42 @@ func (t *Tree) GetBulk(ctx context.Context, oids []mib.OID, nonRepeaters, maxRep
 // handler's commit fails after an earlier one succeeded the status is
 // undoFailed, otherwise commitFailed.
 func (t *Tree) Set(ctx context.Context, vbs []VarBind) Result {
-	t.setMu.Lock()
-	defer t.setMu.Unlock()
-	subs := t.snapshot()
+	p, res := t.PrepareSet(ctx, vbs)
+	if p == nil {
+		return res
+	}
+	return p.Commit(ctx)
+}
 
+// PreparedSet is a SET whose first phase passed: every handler accepted
+// its varbinds and nothing has changed yet. Exactly one of Commit or
+// Release must follow; until then other SETs wait.
+type PreparedSet struct {
+	t       *Tree
+	vbs     []VarBind
+	groups  []int // first varbind index (1-based) of each commit's group
+	commits []func(context.Context) error
+	once    sync.Once
+}
+
+// PrepareSet runs phase 1 of a SET (what an AgentX TestSet asks). On
+// success it returns the prepared SET; otherwise nil and the error status
+// and index. It waits for an earlier prepared SET to finish, or for ctx.
+func (t *Tree) PrepareSet(ctx context.Context, vbs []VarBind) (*PreparedSet, Result) {
+	select {
+	case t.sem() <- struct{}{}:
+	case <-ctx.Done():
+		return nil, Result{Status: gosnmp.GenErr, Index: 1, Err: fmt.Errorf("set: waiting for another set: %w", ctx.Err())}
+	}
+	p, res := t.prepare(ctx, vbs)
+	if p == nil {
+		<-t.sem()
+	}
+	return p, res
+}
+
+func (t *Tree) prepare(ctx context.Context, vbs []VarBind) (*PreparedSet, Result) {
+	subs := t.snapshot()
 	type group struct {
 		setter Setter
 		vbs    []SetVarBind
@@ -245,7 +285,7 @@ func (t *Tree) Set(ctx context.Context, vbs []VarBind) Result {
 	for i, vb := range vbs {
 		s, ok := lookup(subs, vb.OID)
 		if !ok {
-			return Result{Status: gosnmp.NoCreation, Index: i + 1, Err: fmt.Errorf("set %s: no subtree", vb.OID)}
+			return nil, Result{Status: gosnmp.NoCreation, Index: i + 1, Err: fmt.Errorf("set %s: no subtree", vb.OID)}
 		}
 		setter, ok := s.h.(Setter)
 		if !ok {
@@ -253,7 +293,7 @@ func (t *Tree) Set(ctx context.Context, vbs []VarBind) Result {
 			if v, err := getOne(ctx, subs, vb.OID); err == nil && !isException(v) {
 				status = gosnmp.NotWritable
 			}
-			return Result{Status: status, Index: i + 1, Err: fmt.Errorf("set %s: handler is read-only", vb.OID)}
+			return nil, Result{Status: status, Index: i + 1, Err: fmt.Errorf("set %s: handler is read-only", vb.OID)}
 		}
 		key := s.prefix.String()
 		g := bySub[key]
@@ -265,27 +305,44 @@ func (t *Tree) Set(ctx context.Context, vbs []VarBind) Result {
 		g.vbs = append(g.vbs, SetVarBind{Index: i + 1, OID: vb.OID, Value: vb.Value})
 	}
 
-	commits := make([]func(context.Context) error, len(groups))
-	for gi, g := range groups {
+	p := &PreparedSet{t: t, vbs: vbs}
+	for _, g := range groups {
 		commit, err := safePrepare(ctx, g.setter, g.vbs)
 		if err != nil {
 			status, index := setFailure(err, g.vbs)
-			return Result{Status: status, Index: index, Err: err}
+			return nil, Result{Status: status, Index: index, Err: err}
 		}
-		commits[gi] = commit
+		p.groups = append(p.groups, g.vbs[0].Index)
+		p.commits = append(p.commits, commit)
 	}
-	for gi, commit := range commits {
+	return p, Result{}
+}
+
+// Commit runs phase 2 and releases the SET. A commit that fails after an
+// earlier group's succeeded answers undoFailed: the tree cannot take the
+// earlier changes back.
+func (p *PreparedSet) Commit(ctx context.Context) Result {
+	defer p.Release()
+	for gi, commit := range p.commits {
 		if commit == nil {
 			continue
 		}
 		if err := safeCommit(ctx, commit); err != nil {
 			if gi == 0 {
-				return Result{Status: gosnmp.CommitFailed, Index: groups[gi].vbs[0].Index, Err: err}
+				return Result{Status: gosnmp.CommitFailed, Index: p.groups[gi], Err: err}
 			}
 			return Result{Status: gosnmp.UndoFailed, Index: 0, Err: err}
 		}
 	}
-	return Result{VarBinds: vbs}
+	p.commits = nil
+	return Result{VarBinds: p.vbs}
+}
+
+// Release abandons a prepared SET without applying it (AgentX CleanupSet,
+// or a session that went away). It is idempotent, and a no-op after
+// Commit.
+func (p *PreparedSet) Release() {
+	p.once.Do(func() { <-p.t.sem() })
 }
 
 func isException(v Value) bool {

@@ -180,3 +180,7 @@ func fromPDU(p gosnmp.SnmpPDU) (VarBind, error) {
 func toPDU(vb VarBind) gosnmp.SnmpPDU {
 	return gosnmp.SnmpPDU{Name: vb.OID.Dotted(), Type: vb.Value.Type, Value: vb.Value.V}
 }
+
+// Normalize turns a value into exactly the Go type gosnmp marshals for its
+// type (see Value), for transports other than the engine's own (AgentX).
+func Normalize(v Value) (Value, error) { return normalize(v) }

@@ -46,9 +46,15 @@ func (p Protocol) String() string {
 const (
 	DefaultTFTPPort  = 69
 	DefaultFTPPort   = 21
-	DefaultBlockSize = 1468 // the largest block that fits a 1500-byte MTU
-	DefaultTimeout   = 5 * time.Second
-	DefaultRetries   = 5
+	DefaultBlockSize = 1468            // the largest block that fits a 1500-byte MTU
+	DefaultTimeout   = 5 * time.Second // TFTP retransmission timeout
+	// DefaultFTPTimeout bounds one FTP command or a stall of the data
+	// connection. It is longer than TFTP's because FTP servers answer a
+	// failed login only after PAM's deliberate delay, which a busy server
+	// stretches well past 5 s; a dead TCP peer is still caught by the
+	// operation's own timeout.
+	DefaultFTPTimeout = 30 * time.Second
+	DefaultRetries    = 5
 )
 
 // Limits of the TFTP blksize option. pin/tftp ignores a negotiated block
@@ -193,6 +199,8 @@ func (r Request) withDefaults() (Request, error) {
 		return r, fmt.Errorf("%w: block size %d not in %d..%d", ErrInvalid, r.BlockSize, minBlockSize, maxBlockSize)
 	}
 	switch {
+	case r.Timeout == 0 && r.Protocol == FTP:
+		r.Timeout = DefaultFTPTimeout
 	case r.Timeout == 0:
 		r.Timeout = DefaultTimeout
 	case r.Timeout < 0:

@@ -46,19 +46,20 @@ func TestRequestValidation(t *testing.T) {
 
 func TestRequestDefaults(t *testing.T) {
 	tests := []struct {
-		req      Request
-		wantPort uint16
+		req         Request
+		wantPort    uint16
+		wantTimeout time.Duration
 	}{
-		{Request{Protocol: TFTP, Server: netip.MustParseAddrPort("192.0.2.1:0"), File: "f"}, 69},
-		{Request{Protocol: FTP, Server: netip.MustParseAddrPort("[2001:db8::1]:0"), File: "f"}, 21},
-		{Request{Protocol: FTP, Server: netip.MustParseAddrPort("192.0.2.1:2121"), File: "f"}, 2121},
+		{Request{Protocol: TFTP, Server: netip.MustParseAddrPort("192.0.2.1:0"), File: "f"}, 69, DefaultTimeout},
+		{Request{Protocol: FTP, Server: netip.MustParseAddrPort("[2001:db8::1]:0"), File: "f"}, 21, DefaultFTPTimeout},
+		{Request{Protocol: FTP, Server: netip.MustParseAddrPort("192.0.2.1:2121"), File: "f"}, 2121, DefaultFTPTimeout},
 	}
 	for _, tt := range tests {
 		got, err := tt.req.withDefaults()
 		if err != nil {
 			t.Fatalf("%+v: %v", tt.req, err)
 		}
-		if got.Server.Port() != tt.wantPort || got.BlockSize != DefaultBlockSize || got.Timeout != DefaultTimeout ||
+		if got.Server.Port() != tt.wantPort || got.BlockSize != DefaultBlockSize || got.Timeout != tt.wantTimeout ||
 			got.Retries != DefaultRetries || got.User != "anonymous" {
 			t.Errorf("got %+v, want port %d and the defaults", got, tt.wantPort)
 		}

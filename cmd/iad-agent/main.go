@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/iadsafe/iad-agent/agent"
+	"github.com/iadsafe/iad-agent/agent/backupcrypt"
 	"github.com/iadsafe/iad-agent/image"
 )
 
@@ -42,12 +43,16 @@ func run(args []string) int {
 		slotSize string
 		resetCmd string
 		logLevel string
+		keyFile  string
+		factFmt  uint
 	)
 	fs.StringVar(&opts.DataDir, "data", "./var", "directory for state, journal, file banks and configuration")
 	fs.StringVar(&opts.Listen, "listen", "127.0.0.1:16161", "UDP address to serve SNMP on")
-	fs.StringVar(&opts.ROCommunity, "ro-community", "public", "read-only SNMPv2c community")
-	fs.StringVar(&opts.RWCommunity, "rw-community", "private", "read-write SNMPv2c community (empty disables SET)")
-	fs.Var(&traps, "trap", "notification destination HOST:PORT (repeatable)")
+	fs.StringVar(&opts.ROCommunity, "ro-community", "public", "read-only SNMPv2c community (with -snmp-config: none unless given)")
+	fs.StringVar(&opts.RWCommunity, "rw-community", "", "read-write SNMPv2c community (default none: no v2c SET)")
+	fs.StringVar(&opts.SNMPConfigFile, "snmp-config", "", "SNMP access FILE: communities, SNMPv3 users, notification destinations (see README)")
+	fs.StringVar(&opts.AgentX, "agentx", "", "run as AgentX sub-agent of the master at unix:/PATH, /PATH or tcp:HOST:PORT (no UDP port of its own)")
+	fs.Var(&traps, "trap", "v2c trap destination HOST:PORT (repeatable; informs and SNMPv3 destinations go in -snmp-config)")
 	fs.Var(&trust, "trust", "public key FILE.pub that images may be signed with (repeatable; none: every image is rejected)")
 	fs.StringVar(&opts.Hardware, "hw", "iad-generic", "hardware-compatibility string images must carry")
 	fs.StringVar(&resetCmd, "reset-cmd", "exec", `what a reset does: "exec" re-executes this program (development host), "reboot" calls reboot(2) (device), anything else is run with /bin/sh -c`)
@@ -58,8 +63,16 @@ func run(args []string) int {
 	fs.IntVar(&opts.TFTPBlockSize, "tftp-blksize", 1468, "TFTP block size to negotiate")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&opts.Version, "factory-version", version, "software version of the factory install in bank A")
+	fs.UintVar(&factFmt, "factory-config-format", 1, "configuration format of the factory install in bank A")
+	fs.StringVar(&opts.ReloadCmd, "reload-cmd", "", "command (run with /bin/sh -c) that makes the services reload the configuration; if it fails, the previous configuration is put back")
+	fs.DurationVar(&opts.ReloadTimeout, "reload-timeout", time.Minute, "how long -reload-cmd may take")
+	fs.StringVar(&keyFile, "config-key", "", "device key FILE (32 bytes, or 64 hex digits as openssl rand -hex 32 writes): encrypt backups, and restore only archives encrypted under it")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if opts.SNMPConfigFile != "" && !flagGiven(fs, "ro-community") {
+		// The file says who may read; the built-in "public" would undo it.
+		opts.ROCommunity = ""
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "iad-agent: unexpected arguments: %q\n", fs.Args())
@@ -87,6 +100,22 @@ func run(args []string) int {
 		}
 		opts.Trusted = append(opts.Trusted, k)
 	}
+	if factFmt == 0 || factFmt > 1<<32-1 {
+		fmt.Fprintf(os.Stderr, "iad-agent: -factory-config-format must be 1..4294967295\n")
+		return 2
+	}
+	opts.FactoryConfigFormat = uint32(factFmt)
+	if keyFile != "" {
+		k, err := backupcrypt.LoadKey(keyFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iad-agent: -config-key: %v\n", err)
+			return 2
+		}
+		if fi, err := os.Stat(keyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("the device key file is readable by other users", "file", keyFile, "mode", fi.Mode().Perm())
+		}
+		opts.ConfigKey = &k
+	}
 	if len(opts.Trusted) == 0 {
 		log.Warn("no -trust key given: every upgrade image will be rejected")
 	}
@@ -113,6 +142,13 @@ func run(args []string) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// flagGiven reports whether the command line set the flag.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // parseSize reads a byte count with an optional KiB/MiB/GiB suffix.

@@ -31,6 +31,9 @@ func TestBadFlags(t *testing.T) {
 		{"-slot-size", "huge"},
 		{"-log-level", "loud"},
 		{"-trust", "/nonexistent/key.pub"},
+		{"-config-key", "/nonexistent/config.key"},
+		{"-config-key", "main_test.go"}, // not a key
+		{"-factory-config-format", "0"},
 	} {
 		if got := run(args); got != 2 {
 			t.Errorf("run(%q): got exit %d, want 2", args, got)

@@ -17,6 +17,7 @@ type Row struct {
 	RSSKiB int64   `json:"rss_kib,omitempty"` // peak resident set size
 	Value  float64 `json:"value,omitempty"`   // for other figures, with Unit
 	Unit   string  `json:"unit,omitempty"`
+	Extra  string  `json:"extra,omitempty"` // free text, e.g. a latency distribution
 }
 
 var outMu sync.Mutex

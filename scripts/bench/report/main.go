@@ -27,6 +27,7 @@ type row struct {
 	RSSKiB int64   `json:"rss_kib,omitempty"`
 	Value  float64 `json:"value,omitempty"`
 	Unit   string  `json:"unit,omitempty"`
+	Extra  string  `json:"extra,omitempty"`
 }
 
 func main() {
@@ -105,6 +106,9 @@ func render(rows []row) string {
 		}
 		if r.Unit != "" {
 			other = fmt.Sprintf("%.4g %s", r.Value, r.Unit)
+		}
+		if r.Extra != "" {
+			other = strings.TrimPrefix(other+"; "+r.Extra, "; ")
 		}
 		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Group, r.Name, size, speed, ratio, rss, other)
 	}
