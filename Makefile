@@ -35,8 +35,9 @@ run: build ## run the agent on the embedded defaults plus RUN_FLAGS (SNMP on 127
 CROSS_OUT ?= $(BIN)/cross
 CROSS_TARGETS := linux-arm linux-arm64
 # The arm iad-agent must stay within this many bytes (the size measured
-# when the budget was set, 7078014, plus 10 %); scripts/cross checks it.
-ARM_AGENT_BUDGET := 7785815
+# when the budget was set on main with SNMPv3, AgentX and the config
+# model, 7602302, plus 10 %); scripts/cross checks it.
+ARM_AGENT_BUDGET := 8362532
 
 .PHONY: cross
 cross: ## static linux/arm (GOARM=7) and linux/arm64 builds of every command into bin/cross/, with their sizes
