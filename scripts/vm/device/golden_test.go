@@ -17,8 +17,12 @@ import (
 // the device's other software writes into the live directory.
 func (s *scenario) populate() map[string]string {
 	s.t.Helper()
-	s.run(`cd ` + configDir + ` && printf 'line.1.sip = 2001@sip.example\nline.2.sip = 2002@sip.example\n' > sip-accounts.conf && ` +
-		`printf 'line.3.number = 2003\nline.3.port = fxs3\n' >> users.conf && sync`)
+	// A file of the voice software's own (not a model file: the agent
+	// carries it unchecked) and site values in a model file (validated on
+	// backup and restore).
+	s.run(`cd ` + configDir + ` && printf 'line.1.sip = 2001@sip.example\nline.2.sip = 2102@sip.example\n' > sip-accounts.conf && ` +
+		`sed -i -e 's/^line[.]2[.]number = .*/line.2.number = 2102/' -e 's/^line[.]2[.]display-name = .*/line.2.display-name = Reception/' users.conf && ` +
+		`grep -q '^line.2.number = 2102$' users.conf && sync`)
 	cfg := s.guestConfig()
 	if _, ok := cfg["sip-accounts.conf"]; !ok {
 		s.fatalf("populated configuration lacks sip-accounts.conf:\n%s", configString(cfg))
