@@ -2,16 +2,20 @@
 # test-deps.sh installs what the integration tests (agent/itest) drive:
 # net-snmp's tools, snmpd and snmptrapd, tftpd-hpa, vsftpd, smitools, curl
 # and GNU time, libubootenv-tool (fw_printenv/fw_setenv, for the U-Boot
-# environment interop and power-cut tests) and qemu-system-arm (the ARM
-# guest tests), on Debian/Ubuntu with apt-get; and it fetches Debian's
-# armhf kernel for the guest with scripts/vm/fetch-armhf.sh (apt-get
-# download into a cache directory, nothing installed). It is idempotent: it only
-# runs apt-get when a package is missing. The tests start their own servers
-# on loopback, so the services these packages may start are stopped again,
-# and the local account the FTP tests log in with is created.
+# environment interop and power-cut tests), qemu-system-arm (with
+# qemu-system-aarch64: the ARM guests) and u-boot-qemu, and what the
+# device VM image is built with (squashfs-tools, e2fsprogs, dosfstools,
+# mtools, u-boot-tools), on Debian/Ubuntu with apt-get; and it fetches
+# Debian's armhf and arm64 kernels and busybox-static for the guests with
+# scripts/vm/fetch-kernel.sh (apt-get download into a cache directory,
+# nothing installed). It is idempotent: it only runs apt-get when a
+# package is missing. The tests start their own servers on loopback, so
+# the services these packages may start are stopped again, and the local
+# account the FTP tests log in with is created.
 set -eu
 
-PACKAGES="snmp snmpd snmptrapd tftpd-hpa vsftpd smitools curl time openssl libubootenv-tool qemu-system-arm"
+PACKAGES="snmp snmpd snmptrapd tftpd-hpa vsftpd smitools curl time openssl libubootenv-tool qemu-system-arm \
+squashfs-tools e2fsprogs dosfstools mtools u-boot-tools u-boot-qemu"
 FTP_USER=iadftp
 FTP_PASSWORD=iadftp-test-pw
 FTP_HOME=/var/lib/iadftp
@@ -81,7 +85,10 @@ if grep -qx "$FTP_USER" /etc/ftpusers 2>/dev/null; then
 	say "warning: $FTP_USER is listed in /etc/ftpusers; vsftpd logins will fail"
 fi
 
-# The armhf kernel (nandsim, ubi modules) and busybox for the QEMU guest.
-sh "$(dirname "$0")/vm/fetch-armhf.sh" || die "fetching the armhf kernel failed"
+# The kernels (armhf: nandsim, ubi, virtio… modules; arm64) and busybox
+# for the QEMU guests.
+for arch in armhf arm64; do
+	sh "$(dirname "$0")/vm/fetch-kernel.sh" "$arch" || die "fetching the $arch kernel failed"
+done
 
 say "done"

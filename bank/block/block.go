@@ -8,7 +8,9 @@
 // system on the same partition, on an overlapping partition of the same
 // disk, or on a device-mapper/loop device stacked on it (from
 // /proc/self/mountinfo and sysfs), and the root device named by root= on
-// the kernel command line.
+// the kernel command line; or, with Options.ReadOnlyIfInUse (what bank
+// configurations use), opens it read-only so that the running software's
+// own bank can be verified but never written.
 //
 // The package must never open for writing a range that a mounted file
 // system or the running root lives on, and never write outside its range.
@@ -38,6 +40,11 @@ type Options struct {
 	// Where the in-use checks look; empty means the real
 	// /proc/self/mountinfo, /proc/cmdline, /sys and /dev.
 	MountInfo, Cmdline, SysRoot, DevRoot string
+	// ReadOnlyIfInUse opens a range that something in use overlaps
+	// read-only instead of refusing it: the bank of the running
+	// software (mounted as its root) can then be read and verified, but
+	// every write to it fails with ErrInUse.
+	ReadOnlyIfInUse bool
 }
 
 func (o *Options) setDefaults() {
@@ -62,6 +69,9 @@ type Device struct {
 	off    int64
 	size   int64
 	sector int64
+	// inUse is why the device was opened read-only (ReadOnlyIfInUse),
+	// nil when it is writable.
+	inUse error
 }
 
 func newDevice(f *os.File, name string, devSize, sector int64, opts Options) (*Device, error) {
@@ -102,8 +112,15 @@ func (d *Device) ReadAt(p []byte, off int64) (int, error) {
 	return d.f.ReadAt(p, d.off+off)
 }
 
+// ReadOnly returns why the device was opened read-only (an error
+// wrapping ErrInUse), or nil if it is writable.
+func (d *Device) ReadOnly() error { return d.inUse }
+
 // WriteAt writes inside the range in whole sectors.
 func (d *Device) WriteAt(p []byte, off int64) (int, error) {
+	if d.inUse != nil {
+		return 0, fmt.Errorf("block: not writing %s, opened read-only: %w", d.name, d.inUse)
+	}
 	if off < 0 || off+int64(len(p)) > d.size {
 		return 0, fmt.Errorf("%w: write of %d bytes at %d, range holds %d", ErrRange, len(p), off, d.size)
 	}

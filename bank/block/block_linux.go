@@ -1,6 +1,7 @@
 package block
 
 import (
+	"errors"
 	ioctlpkg "github.com/iadsafe/iad-agent/bank/internal/ioctl"
 
 	"fmt"
@@ -63,7 +64,15 @@ func Open(opts Options) (*Device, error) {
 		return fail(err)
 	}
 	if err := checkInUse(opts, id, d.off, d.size, statDev); err != nil {
-		return fail(err)
+		if !opts.ReadOnlyIfInUse || !errors.Is(err, ErrInUse) {
+			return fail(err)
+		}
+		ro, rerr := os.Open(opts.Path)
+		if rerr != nil {
+			return fail(fmt.Errorf("block: reopening %s read-only: %w", opts.Path, rerr))
+		}
+		f.Close()
+		d.f, d.inUse = ro, err
 	}
 	return d, nil
 }

@@ -138,3 +138,46 @@ func TestCheckInUse(t *testing.T) {
 		})
 	}
 }
+
+// A range opened read-only because it is in use (ReadOnlyIfInUse: the
+// running software's own bank) reads, and refuses every write. Open takes
+// this path only for a real block device that is in use; the device VM
+// test (scripts/vm/device) runs it with the running bank mounted as root.
+func TestReadOnlyInUse(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(p, bytes.Repeat([]byte{0x5A}, 16<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDevice(f, p, 16<<10, 512, Options{Offset: 4096, Size: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.inUse = fmt.Errorf("%w: mounted on /", ErrInUse)
+	if err := d.ReadOnly(); !errors.Is(err, ErrInUse) {
+		t.Fatalf("ReadOnly: got %v, want ErrInUse", err)
+	}
+	for _, w := range []struct {
+		off int64
+		n   int
+	}{{0, 512}, {100, 10}, {4096, 4096}} {
+		if n, err := d.WriteAt(make([]byte, w.n), w.off); n != 0 || !errors.Is(err, ErrInUse) {
+			t.Fatalf("WriteAt(%d bytes at %d): got %d, %v; want 0, ErrInUse", w.n, w.off, n, err)
+		}
+	}
+	got := make([]byte, 8192)
+	if n, err := d.ReadAt(got, 0); n != len(got) || err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0x5A}, len(got))) {
+		t.Fatalf("ReadAt: %d %v", n, err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("Sync of a read-only device: %v", err)
+	}
+	raw, _ := os.ReadFile(p)
+	if !bytes.Equal(raw, bytes.Repeat([]byte{0x5A}, 16<<10)) {
+		t.Fatal("a read-only device changed the disk")
+	}
+}

@@ -67,13 +67,19 @@ func (c *Config) Open() (o *Opened, err error) {
 	switch c.State.Type {
 	case "file":
 		o.Store = bank.NewFileStore(c.State.Path)
-	case "uboot":
-		env, err := ubootenv.OpenConfig(c.State.FWEnvConfig, c.State.LockFile)
-		if err != nil {
-			return nil, err
+	case "uboot", "uboot-text":
+		var backend ubootenv.Backend
+		if c.State.Type == "uboot" {
+			env, err := ubootenv.OpenConfig(c.State.FWEnvConfig, c.State.LockFile)
+			if err != nil {
+				return nil, err
+			}
+			o.Env = env
+			o.closers = append(o.closers, env)
+			backend = env
+		} else {
+			backend = ubootenv.OpenText(c.State.Path)
 		}
-		o.Env = env
-		o.closers = append(o.closers, env)
 		opts := ubootenv.StoreOptions{
 			Names: ubootenv.Names{
 				BootBank:         c.State.VarBootBank,
@@ -82,6 +88,11 @@ func (c *Config) Open() (o *Opened, err error) {
 				BootLimit:        c.State.VarBootLimit,
 			},
 			BankValues: [2]string{c.State.BankA, c.State.BankB},
+		}
+		if c.State.Type == "uboot-text" {
+			// The file holds only the boot state, not the board's
+			// environment: a blank device may start from nothing.
+			opts.Defaults = ubootenv.Vars{}
 		}
 		if c.State.DefaultEnv != "" {
 			f, err := os.Open(c.State.DefaultEnv)
@@ -94,7 +105,8 @@ func (c *Config) Open() (o *Opened, err error) {
 				return nil, fmt.Errorf("setup: %s: %w", c.State.DefaultEnv, err)
 			}
 		}
-		if o.Store, err = ubootenv.NewStore(env, opts); err != nil {
+		var err error
+		if o.Store, err = ubootenv.NewStore(backend, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -113,7 +125,9 @@ func openSlot(sc SlotConfig) (bank.Device, io.Closer, error) {
 	case TypeFile:
 		d, err = bank.OpenFile(sc.Path, sc.Size)
 	case TypeBlock:
-		d, err = block.Open(block.Options{Path: sc.Path, Offset: sc.Offset, Size: sc.Size})
+		// The running software's own bank is mounted: it opens
+		// read-only (verifiable, never written), the other one writable.
+		d, err = block.Open(block.Options{Path: sc.Path, Offset: sc.Offset, Size: sc.Size, ReadOnlyIfInUse: true})
 	case TypeMTD:
 		path := sc.Path
 		if path == "" {

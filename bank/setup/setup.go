@@ -59,8 +59,10 @@ type SlotConfig struct {
 
 // StateConfig is the [state] section.
 type StateConfig struct {
-	Type string // "file" (default) or "uboot"
-	Path string // file: the JSON state file
+	Type string // "file" (default), "uboot" or "uboot-text"
+	// Path is the JSON state file (file) or the text environment file a
+	// boot script imports and exports (uboot-text).
+	Path string
 	// uboot:
 	FWEnvConfig                                                  string // default /etc/fw_env.config
 	DefaultEnv                                                   string // default environment for a blank device (optional)
@@ -383,8 +385,15 @@ func (c *Config) validate() error {
 		if st.BootCounter == "" {
 			st.BootCounter = "bootloader"
 		}
+	case "uboot-text":
+		if st.Path == "" {
+			return errors.New("[state] type uboot-text needs path (the file the boot script imports)")
+		}
+		if st.BootCounter == "" {
+			st.BootCounter = "bootloader"
+		}
 	default:
-		return fmt.Errorf("[state] type %q: want file or uboot", st.Type)
+		return fmt.Errorf("[state] type %q: want file, uboot or uboot-text", st.Type)
 	}
 	if st.BootCounter != "agent" && st.BootCounter != "bootloader" {
 		return fmt.Errorf("[state] boot_counter %q: want agent or bootloader", st.BootCounter)

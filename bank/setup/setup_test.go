@@ -71,7 +71,8 @@ func TestParseErrors(t *testing.T) {
 		{"same path", strings.Replace(base, "path = b", "path = a", 1), "same path"},
 		{"bad counter", base + "boot_counter = uboot\n", "boot_counter"},
 		{"bad limit", base + "boot_limit = 11\n", "boot_limit"},
-		{"bad state type", base + "type = json\n", "want file or uboot"},
+		{"bad state type", base + "type = json\n", "want file, uboot or uboot-text"},
+		{"uboot-text without path", strings.Replace(base, "[state]\npath = s\n", "[state]\ntype = uboot-text\n", 1), "uboot-text needs path"},
 		{"boot without target", base + "[boot]\nfstype_A = ext4\n", "needs root_A or exec_A"},
 		{"boot root and exec", base + "[boot]\nroot_A = /dev/x\nexec_A = /bin/x\n", "both root and exec"},
 		{"bad boot key", base + "[boot]\nkernel_A = x\n", "unknown boot key"},
@@ -159,5 +160,67 @@ boot_limit = 5
 	v, err := o.Env.Read()
 	if err != nil || v["bootcmd"] != "run bootbank" || v["boot_bank"] != "A" || !strings.Contains(v["iad_slot_b"], `"valid"`) {
 		t.Fatalf("environment after install: %v %v", v, err)
+	}
+}
+
+// TestOpenUBootText keeps the boot state in a text file as a U-Boot boot
+// script imports it ("env import -t"): a blank device starts without a
+// default environment, and the file reads back what was saved.
+func TestOpenUBootText(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bank.conf")
+	if err := os.WriteFile(conf, []byte(`
+[slot A]
+type = file
+path = a.img
+size = 1MiB
+[slot B]
+type = file
+path = b.img
+size = 1MiB
+[state]
+type = uboot-text
+path = iadstate.txt
+boot_limit = 2
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := setup.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.CountedByBootloader() {
+		t.Errorf("uboot-text: boot_counter %s, want bootloader by default", c.State.BootCounter)
+	}
+	o, err := c.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ctx := context.Background()
+	opts := o.Options(c)
+	opts.Factory = bank.SlotInfo{Version: "1"}
+	b, err := bank.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Boot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("software 2")
+	if _, err := b.Install(ctx, bank.SlotInfo{Version: "2", Size: int64(len(data)), Digest: sha256.Sum256(data)}, bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Arm(ctx, bank.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "iadstate.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"boot_bank=B\n", "upgrade_available=1\n", "bootcount=0\n", "bootlimit=2\n", "iad_active=A\n", "iad_trial=B\n"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("state file lacks %q:\n%s", want, text)
+		}
 	}
 }

@@ -13,6 +13,11 @@
 // is right, and of two, the one with the newer flags. The locations come
 // from an fw_env.config-style file (ParseConfig).
 //
+// A TextFile is the other backend of the boot-state Store: the text a
+// U-Boot boot script reads with "env import -t" and writes with "env
+// export -t" and fatwrite, for boards whose U-Boot cannot save its
+// environment.
+//
 // The package must never write the current copy of a redundant
 // environment (a power cut then leaves the other, valid one), never drop
 // a variable it does not own, and never write an environment it could

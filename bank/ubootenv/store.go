@@ -79,14 +79,26 @@ type StoreOptions struct {
 // reads upgrade_available=0 with iad_trial still set as "the bootloader
 // abandoned the trial", and marks that bank bad.
 type Store struct {
-	env  *Env
+	env  Backend
 	opts StoreOptions
+}
+
+// Backend holds the variables a Store reads and writes: an *Env (the
+// binary environment on flash or disk, as fw_printenv sees it) or a
+// *TextFile (a file a boot script reads with "env import -t" and writes
+// with "env export -t" and fatwrite).
+type Backend interface {
+	// Read returns the variables, or an error wrapping ErrNoEnv when
+	// there are none yet (a blank device).
+	Read() (Vars, error)
+	// Write replaces the variables atomically.
+	Write(Vars) error
 }
 
 var _ bank.StateStore = (*Store)(nil)
 
 // NewStore returns a store in env.
-func NewStore(env *Env, opts StoreOptions) (*Store, error) {
+func NewStore(env Backend, opts StoreOptions) (*Store, error) {
 	opts.Names.setDefaults()
 	if opts.BankValues[0] == "" {
 		opts.BankValues[0] = "A"
@@ -111,8 +123,8 @@ func NewStore(env *Env, opts StoreOptions) (*Store, error) {
 	return &Store{env: env, opts: opts}, nil
 }
 
-// Env returns the environment the store uses.
-func (s *Store) Env() *Env { return s.env }
+// Backend returns where the store keeps its variables.
+func (s *Store) Backend() Backend { return s.env }
 
 func (s *Store) bankValue(sl bank.Slot) string {
 	if sl == bank.SlotB {
