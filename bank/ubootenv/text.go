@@ -1,6 +1,8 @@
 package ubootenv
 
 import (
+	"github.com/iadsafe/iad-agent/bank/internal/fsync"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -164,30 +166,6 @@ func FormatText(v Vars) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func writeSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
+func writeSync(path string, data []byte) error { return fsync.WriteFile(path, data) }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return fsync.Dir(dir) }
