@@ -29,8 +29,32 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// verifying is a bank.VerifyingReader: it claims digest and, like
+// image.Reader, fails its read past the end with atEnd (nil: a clean EOF,
+// which a lying reader gives whatever the bytes were).
+type verifying struct {
+	r      io.Reader
+	digest [32]byte
+	atEnd  error
+}
+
+func (v *verifying) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	if err == io.EOF && v.atEnd != nil {
+		return n, v.atEnd
+	}
+	return n, err
+}
+
+func (v *verifying) VerifiedDigest() [32]byte { return v.digest }
+
+var errBadHash = errors.New("payload hash mismatch")
+
 func TestInstall(t *testing.T) {
 	data := payload(7, 3<<20+123)
+	corrupt := bytes.Clone(data)
+	corrupt[2<<20] ^= 0x40
+	sum := sha256.Sum256(data)
 	tests := []struct {
 		name      string
 		meta      func(m *bank.SlotInfo)
@@ -68,6 +92,33 @@ func TestInstall(t *testing.T) {
 		{
 			name:      "payload digest mismatch",
 			meta:      func(m *bank.SlotInfo) { m.Digest[0] ^= 1 },
+			wantErr:   []error{bank.ErrVerify},
+			wantState: bank.SlotBad,
+		},
+		{
+			name:      "verifying reader",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(data), digest: sum} },
+			wantState: bank.SlotValid,
+		},
+		{
+			name:      "verifying reader catches a bad payload at its end",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(corrupt), digest: sum, atEnd: errBadHash} },
+			wantErr:   []error{errBadHash},
+			wantState: bank.SlotEmpty,
+		},
+		{
+			// Install trusts the reader's check only for the digest it
+			// was asked to write: another one is hashed as usual.
+			name:      "verifying reader for another digest",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(corrupt), digest: sha256.Sum256(corrupt)} },
+			wantErr:   []error{bank.ErrVerify},
+			wantState: bank.SlotBad,
+		},
+		{
+			// Even a reader that lies cannot make a bad slot valid:
+			// the read-back is compared with the expected digest.
+			name:      "verifying reader that lies",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(corrupt), digest: sum} },
 			wantErr:   []error{bank.ErrVerify},
 			wantState: bank.SlotBad,
 		},
@@ -184,11 +235,19 @@ func TestInstall(t *testing.T) {
 			if got := st.Slots[bank.SlotB]; got != want {
 				t.Errorf("slot B = %+v, want %+v", got, want)
 			}
-			if want := []int64{1 << 20, 2 << 20, 3 << 20, int64(len(data))}; fmt.Sprint(progress) != fmt.Sprint(want) {
-				t.Errorf("progress = %v, want %v", progress, want)
+			// One write per chunk, a sync, one read per chunk.
+			var wantProgress []int64
+			var writes, reads []string
+			for off := 0; off < len(data); off += bank.ChunkSize {
+				n := min(bank.ChunkSize, len(data)-off)
+				wantProgress = append(wantProgress, int64(off+n))
+				writes = append(writes, fmt.Sprintf("write %d %d", off, n))
+				reads = append(reads, fmt.Sprintf("read %d %d", off, n))
 			}
-			wantCalls := []string{"write 0 1048576", "write 1048576 1048576", "write 2097152 1048576", "write 3145728 123", "sync",
-				"read 0 1048576", "read 1048576 1048576", "read 2097152 1048576", "read 3145728 123"}
+			if fmt.Sprint(progress) != fmt.Sprint(wantProgress) {
+				t.Errorf("progress = %v, want %v", progress, wantProgress)
+			}
+			wantCalls := append(append(writes, "sync"), reads...)
 			if got := r.fakes[bank.SlotB].callLog(); fmt.Sprint(got) != fmt.Sprint(wantCalls) {
 				t.Errorf("device calls = %v, want %v", got, wantCalls)
 			}
