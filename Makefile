@@ -20,7 +20,7 @@ help: ## list the targets
 .PHONY: build
 build: ## build every command into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # make run's development extras: the agent itself has no rw community.
 RUN_FLAGS ?= -rw-community private
