@@ -79,6 +79,7 @@ func run(in, jsonOut, md, command string, stdout io.Writer) error {
 		s.WriteString("# Benchmarks\n\nMeasured by `" + command + "` on " + time.Now().UTC().Format("2006-01-02") + ".\n\n")
 		s.WriteString("Machine: " + machine() + "\n\n")
 		s.WriteString("Upgrade rows time the agent's whole upgrade (download, header and signature check, payload hash, bank write, fsync, read-back verify) from the SET to the first poll (5 ms) that sees it complete; ratio is agent time / reference time (≤ 1.0: the agent is no slower). RSS is the process's peak (VmHWM). Figures vary with load: rerun with the command above.\n\n")
+		s.WriteString("The arm group gives the sizes of the stripped linux/arm (GOARM=7) binaries as `make cross` builds them, and, in rows marked emulated, the agent's idle memory and whole upgrade inside the device VM (QEMU emulating a cortex-a15 with 1 vCPU and 256 MiB in software, 200 ms polling): those rows describe the ARM build's behaviour, not a device's speed, and are not comparable with the amd64 rows.\n\n")
 		s.WriteString(table)
 		if err := os.WriteFile(md, []byte(s.String()), 0o644); err != nil {
 			return err
