@@ -17,7 +17,9 @@ import (
 //     the first byte is written (Boot turns "writing" into "empty");
 //  2. write r in 256 KiB chunks through one reused buffer, hashing as it goes
 //     (unless r is a [VerifyingReader] that checks the same digest itself);
-//  3. Sync, read the slot back and re-hash it;
+//  3. Sync, read the slot back and re-hash it (behind the writer, while
+//     the payload still streams, for slots that can be read during a
+//     write; see readBack);
 //  4. record meta as a "valid" slot and save.
 //
 // It does not arm the slot; call Arm for that. progress, if not nil, is
@@ -39,21 +41,33 @@ func (b *Banks) Install(ctx context.Context, meta SlotInfo, r io.Reader, progres
 			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: starting update: %w", ErrWrite, target, err))
 		}
 	}
-	sum, err := b.stream(ctx, target, dev, meta.Size, meta.Digest, r, progress, buf)
+	rb := startReadBack(ctx, dev)
+	sum, err := b.stream(ctx, target, dev, meta.Size, meta.Digest, r, progress, buf, rb)
 	if err != nil {
+		rb.abort()
 		return 0, b.failInstall(ctx, target, meta, SlotEmpty, err)
 	}
 	if sum != meta.Digest {
+		rb.abort()
 		return 0, b.failInstall(ctx, target, meta, SlotBad,
 			fmt.Errorf("%w: slot %v: payload digest %v, want %v", ErrVerify, target, sum, meta.Digest))
 	}
 	if err := dev.Sync(); err != nil {
+		rb.abort()
 		return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: sync: %w", ErrWrite, target, err))
 	}
-	back, err := hashDevice(ctx, dev, meta.Size, buf)
+	var back Digest
+	if rb != nil {
+		back, err = rb.finish()
+	} else {
+		back, err = hashDevice(ctx, dev, meta.Size, buf)
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("bank: install interrupted: %w", ctxErr))
+		}
+		if errors.Is(err, errRangeSync) {
+			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: %w", ErrWrite, target, err))
 		}
 		return 0, b.failInstall(ctx, target, meta, SlotBad, fmt.Errorf("%w: slot %v: read-back: %w", ErrVerify, target, err))
 	}
@@ -142,7 +156,7 @@ type VerifyingReader interface {
 }
 
 // stream copies exactly size bytes from r to dev and returns their digest.
-func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64, want Digest, r io.Reader, progress func(int64), buf []byte) (Digest, error) {
+func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64, want Digest, r io.Reader, progress func(int64), buf []byte, rb *readBack) (Digest, error) {
 	var h hash.Hash = sha256.New()
 	if v, ok := r.(VerifyingReader); ok && Digest(v.VerifiedDigest()) == want {
 		// r fails below, at the read past the payload's end, if the
@@ -163,6 +177,7 @@ func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64,
 			if h != nil {
 				h.Write(buf[:got])
 			}
+			rb.wrote(off, int64(got))
 			off += int64(got)
 			if progress != nil {
 				progress(off)

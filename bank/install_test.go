@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -141,6 +142,14 @@ func TestInstall(t *testing.T) {
 			wantState: bank.SlotEmpty,
 		},
 		{
+			// The medium refusing a range behind the writer is a
+			// write error, like a failed sync.
+			name:      "range sync error",
+			fault:     func(d *fakeDevice) { d.failRange = 2 },
+			wantErr:   []error{bank.ErrWrite, errInjected},
+			wantState: bank.SlotEmpty,
+		},
+		{
 			name:      "sync error",
 			fault:     func(d *fakeDevice) { d.failSync = 1 },
 			wantErr:   []error{bank.ErrWrite, errInjected},
@@ -235,7 +244,9 @@ func TestInstall(t *testing.T) {
 			if got := st.Slots[bank.SlotB]; got != want {
 				t.Errorf("slot B = %+v, want %+v", got, want)
 			}
-			// One write per chunk, a sync, one read per chunk.
+			// One write per chunk in order, then one sync; one read per
+			// chunk in order, each after its write (the read-back follows
+			// the writer), the last one after the sync.
 			var wantProgress []int64
 			var writes, reads []string
 			for off := 0; off < len(data); off += bank.ChunkSize {
@@ -247,9 +258,32 @@ func TestInstall(t *testing.T) {
 			if fmt.Sprint(progress) != fmt.Sprint(wantProgress) {
 				t.Errorf("progress = %v, want %v", progress, wantProgress)
 			}
-			wantCalls := append(append(writes, "sync"), reads...)
-			if got := r.fakes[bank.SlotB].callLog(); fmt.Sprint(got) != fmt.Sprint(wantCalls) {
-				t.Errorf("device calls = %v, want %v", got, wantCalls)
+			calls := r.fakes[bank.SlotB].callLog()
+			pos := map[string]int{}
+			var gotWrites, gotReads []string
+			for i, c := range calls {
+				pos[c] = i
+				switch {
+				case strings.HasPrefix(c, "write"):
+					gotWrites = append(gotWrites, c)
+				case strings.HasPrefix(c, "read"):
+					gotReads = append(gotReads, c)
+				}
+			}
+			if fmt.Sprint(gotWrites) != fmt.Sprint(writes) || fmt.Sprint(gotReads) != fmt.Sprint(reads) {
+				t.Fatalf("device calls = %v, want writes %v and reads %v", calls, writes, reads)
+			}
+			if sync, ok := pos["sync"]; !ok || sync < pos[writes[len(writes)-1]] || sync > pos[reads[len(reads)-1]] {
+				t.Errorf("device calls = %v: want one sync after the last write and before the last read", calls)
+			}
+			for i := range reads {
+				if pos[reads[i]] < pos[writes[i]] {
+					t.Errorf("device calls = %v: %q before %q", calls, reads[i], writes[i])
+				}
+				// Each chunk is flushed before it is read back.
+				if sr, ok := pos["syncrange"+strings.TrimPrefix(reads[i], "read")]; !ok || sr > pos[reads[i]] {
+					t.Errorf("device calls = %v: no syncrange before %q", calls, reads[i])
+				}
 			}
 			if b.Next() != bank.SlotA {
 				t.Errorf("Next = %v, want A: Install must not arm", b.Next())
