@@ -242,14 +242,16 @@ func (a *Agent) progress(r *row, done int64, force bool) {
 		r.Progress = min(pct, 99) // 100 only when the operation succeeded
 	}
 	send := force || (r.Progress >= r.lastPct+10 && time.Since(r.lastNotify) >= time.Second)
-	if send {
-		r.lastPct, r.lastNotify = r.Progress, time.Now()
+	if !send {
+		// Called every 64 KiB of a transfer: no garbage unless a
+		// notification goes out.
+		a.mu.Unlock()
+		return
 	}
+	r.lastPct, r.lastNotify = r.Progress, time.Now()
 	vars := a.opVars(r, mib.IadOpType, mib.IadOpState, mib.IadOpProgress, mib.IadOpBytes)
 	a.mu.Unlock()
-	if send {
-		a.notify.Notify(mib.IadOpProgressNotify, vars...)
-	}
+	a.notify.Notify(mib.IadOpProgressNotify, vars...)
 }
 
 func (a *Agent) notifyCompleted(idx uint32) {

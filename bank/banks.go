@@ -10,10 +10,12 @@ import (
 	"sync"
 )
 
-// chunkSize is the unit of streaming and hashing: large enough for flash
-// throughput, aligned to any erase block up to 1 MiB, and the only payload
-// buffer an Install or a verification allocates.
-const chunkSize = 1 << 20
+// chunkSize is the unit of streaming and hashing, and the only payload
+// buffer an Install or a verification allocates: large enough that a write
+// costs one system call per 256 KiB, small enough to leave the agent's
+// memory to the device. Slots that need erase blocks or sectors (mtd,
+// block) align writes themselves, whatever the chunk.
+const chunkSize = 256 << 10
 
 // Options configures New.
 type Options struct {

@@ -3,6 +3,8 @@ package bank_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/iadsafe/iad-agent/bank"
@@ -97,14 +99,24 @@ func TestInstallBeginsUpdate(t *testing.T) {
 	if _, err := b.Boot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	data := payload(4, 12345)
+	data := payload(4, 3*bank.ChunkSize+12345)
 	if _, err := b.Install(ctx, meta("2", data), bytes.NewReader(data), nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(u.begun) != 1 || u.begun[0] != 12345 {
-		t.Fatalf("BeginUpdate calls %v, want one with 12345", u.begun)
+	if len(u.begun) != 1 || u.begun[0] != int64(len(data)) {
+		t.Fatalf("BeginUpdate calls %v, want one with %d", u.begun, len(data))
 	}
-	if log := u.callLog(); len(log) == 0 || log[0] != "write 0 12345" {
+	log := u.callLog()
+	if len(log) == 0 || log[0] != fmt.Sprintf("write 0 %d", bank.ChunkSize) {
 		t.Fatalf("first device call %v, want the payload write after BeginUpdate", log)
+	}
+	// A volume under update cannot be read: the read-back waits for the
+	// sync that ends the update.
+	synced := false
+	for _, c := range log {
+		synced = synced || c == "sync"
+		if strings.HasPrefix(c, "read") && !synced {
+			t.Fatalf("device calls %v: a read before the sync", log)
+		}
 	}
 }

@@ -34,6 +34,8 @@ type fakeDevice struct {
 	failWrite int // fail the Nth WriteAt (1-based); 0 never
 	failSync  int
 	failRead  int
+	failRange int // fail the Nth SyncRange
+	nRange    int
 	flip      bool
 	flipAt    int64
 	cut       bool
@@ -93,6 +95,18 @@ func (d *fakeDevice) ReadAt(p []byte, off int64) (int, error) {
 		p[d.flipAt-off] ^= 0x40
 	}
 	return n, err
+}
+
+// SyncRange makes the fake a bank.RangeSyncer, as File is.
+func (d *fakeDevice) SyncRange(off, n int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nRange++
+	d.calls = append(d.calls, fmt.Sprintf("syncrange %d %d", off, n))
+	if d.dead || d.nRange == d.failRange {
+		return errInjected
+	}
+	return nil
 }
 
 func (d *fakeDevice) writes() int {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 )
 
@@ -14,8 +15,11 @@ import (
 //
 //  1. disarm any trial of the target, mark it "writing" and save, before
 //     the first byte is written (Boot turns "writing" into "empty");
-//  2. write r in 1 MiB chunks through one reused buffer, hashing as it goes;
-//  3. Sync, read the slot back and re-hash it;
+//  2. write r in 256 KiB chunks through one reused buffer, hashing as it goes
+//     (unless r is a [VerifyingReader] that checks the same digest itself);
+//  3. Sync, read the slot back and re-hash it (behind the writer, while
+//     the payload still streams, for slots that can be read during a
+//     write; see readBack);
 //  4. record meta as a "valid" slot and save.
 //
 // It does not arm the slot; call Arm for that. progress, if not nil, is
@@ -37,21 +41,33 @@ func (b *Banks) Install(ctx context.Context, meta SlotInfo, r io.Reader, progres
 			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: starting update: %w", ErrWrite, target, err))
 		}
 	}
-	sum, err := b.stream(ctx, target, dev, meta.Size, r, progress, buf)
+	rb := startReadBack(ctx, dev)
+	sum, err := b.stream(ctx, target, dev, meta.Size, meta.Digest, r, progress, buf, rb)
 	if err != nil {
+		rb.abort()
 		return 0, b.failInstall(ctx, target, meta, SlotEmpty, err)
 	}
 	if sum != meta.Digest {
+		rb.abort()
 		return 0, b.failInstall(ctx, target, meta, SlotBad,
 			fmt.Errorf("%w: slot %v: payload digest %v, want %v", ErrVerify, target, sum, meta.Digest))
 	}
 	if err := dev.Sync(); err != nil {
+		rb.abort()
 		return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: sync: %w", ErrWrite, target, err))
 	}
-	back, err := hashDevice(ctx, dev, meta.Size, buf)
+	var back Digest
+	if rb != nil {
+		back, err = rb.finish()
+	} else {
+		back, err = hashDevice(ctx, dev, meta.Size, buf)
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("bank: install interrupted: %w", ctxErr))
+		}
+		if errors.Is(err, errRangeSync) {
+			return 0, b.failInstall(ctx, target, meta, SlotEmpty, fmt.Errorf("%w: slot %v: %w", ErrWrite, target, err))
 		}
 		return 0, b.failInstall(ctx, target, meta, SlotBad, fmt.Errorf("%w: slot %v: read-back: %w", ErrVerify, target, err))
 	}
@@ -128,9 +144,25 @@ func (b *Banks) beginInstall(ctx context.Context, meta SlotInfo) (Slot, error) {
 	return target, nil
 }
 
+// VerifyingReader is a payload reader that hashes the bytes it returns
+// and fails its final Read (the one that would return io.EOF) if their
+// SHA-256 is not VerifiedDigest, as image.Reader does. Install does not
+// hash such a payload a second time as it writes: on a device's slow CPU
+// each SHA-256 pass over the image is a large part of the upgrade. The
+// read-back after the sync is still hashed and compared.
+type VerifyingReader interface {
+	io.Reader
+	VerifiedDigest() [32]byte
+}
+
 // stream copies exactly size bytes from r to dev and returns their digest.
-func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64, r io.Reader, progress func(int64), buf []byte) (Digest, error) {
-	h := sha256.New()
+func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64, want Digest, r io.Reader, progress func(int64), buf []byte, rb *readBack) (Digest, error) {
+	var h hash.Hash = sha256.New()
+	if v, ok := r.(VerifyingReader); ok && Digest(v.VerifiedDigest()) == want {
+		// r fails below, at the read past the payload's end, if the
+		// bytes do not hash to want.
+		h = nil
+	}
 	var off int64
 	for off < size {
 		if err := ctx.Err(); err != nil {
@@ -142,7 +174,10 @@ func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64,
 			if _, err := dev.WriteAt(buf[:got], off); err != nil {
 				return Digest{}, fmt.Errorf("%w: slot %v at offset %d: %w", ErrWrite, target, off, err)
 			}
-			h.Write(buf[:got])
+			if h != nil {
+				h.Write(buf[:got])
+			}
+			rb.wrote(off, int64(got))
 			off += int64(got)
 			if progress != nil {
 				progress(off)
@@ -161,6 +196,9 @@ func (b *Banks) stream(ctx context.Context, target Slot, dev Device, size int64,
 		return Digest{}, fmt.Errorf("%w: more than %d bytes", ErrSizeMismatch, size)
 	case !errors.Is(err, io.EOF):
 		return Digest{}, fmt.Errorf("bank: reading payload at %d: %w", off, err)
+	}
+	if h == nil {
+		return want, nil
 	}
 	var d Digest
 	h.Sum(d[:0])

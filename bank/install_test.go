@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -29,8 +30,32 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// verifying is a bank.VerifyingReader: it claims digest and, like
+// image.Reader, fails its read past the end with atEnd (nil: a clean EOF,
+// which a lying reader gives whatever the bytes were).
+type verifying struct {
+	r      io.Reader
+	digest [32]byte
+	atEnd  error
+}
+
+func (v *verifying) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	if err == io.EOF && v.atEnd != nil {
+		return n, v.atEnd
+	}
+	return n, err
+}
+
+func (v *verifying) VerifiedDigest() [32]byte { return v.digest }
+
+var errBadHash = errors.New("payload hash mismatch")
+
 func TestInstall(t *testing.T) {
 	data := payload(7, 3<<20+123)
+	corrupt := bytes.Clone(data)
+	corrupt[2<<20] ^= 0x40
+	sum := sha256.Sum256(data)
 	tests := []struct {
 		name      string
 		meta      func(m *bank.SlotInfo)
@@ -72,6 +97,33 @@ func TestInstall(t *testing.T) {
 			wantState: bank.SlotBad,
 		},
 		{
+			name:      "verifying reader",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(data), digest: sum} },
+			wantState: bank.SlotValid,
+		},
+		{
+			name:      "verifying reader catches a bad payload at its end",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(corrupt), digest: sum, atEnd: errBadHash} },
+			wantErr:   []error{errBadHash},
+			wantState: bank.SlotEmpty,
+		},
+		{
+			// Install trusts the reader's check only for the digest it
+			// was asked to write: another one is hashed as usual.
+			name:      "verifying reader for another digest",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(corrupt), digest: sha256.Sum256(corrupt)} },
+			wantErr:   []error{bank.ErrVerify},
+			wantState: bank.SlotBad,
+		},
+		{
+			// Even a reader that lies cannot make a bad slot valid:
+			// the read-back is compared with the expected digest.
+			name:      "verifying reader that lies",
+			reader:    func() io.Reader { return &verifying{r: bytes.NewReader(corrupt), digest: sum} },
+			wantErr:   []error{bank.ErrVerify},
+			wantState: bank.SlotBad,
+		},
+		{
 			name:      "read-back mismatch",
 			fault:     func(d *fakeDevice) { d.flip, d.flipAt = true, 2<<20+99 },
 			wantErr:   []error{bank.ErrVerify},
@@ -86,6 +138,14 @@ func TestInstall(t *testing.T) {
 		{
 			name:      "write error",
 			fault:     func(d *fakeDevice) { d.failWrite = 2 },
+			wantErr:   []error{bank.ErrWrite, errInjected},
+			wantState: bank.SlotEmpty,
+		},
+		{
+			// The medium refusing a range behind the writer is a
+			// write error, like a failed sync.
+			name:      "range sync error",
+			fault:     func(d *fakeDevice) { d.failRange = 2 },
 			wantErr:   []error{bank.ErrWrite, errInjected},
 			wantState: bank.SlotEmpty,
 		},
@@ -184,13 +244,46 @@ func TestInstall(t *testing.T) {
 			if got := st.Slots[bank.SlotB]; got != want {
 				t.Errorf("slot B = %+v, want %+v", got, want)
 			}
-			if want := []int64{1 << 20, 2 << 20, 3 << 20, int64(len(data))}; fmt.Sprint(progress) != fmt.Sprint(want) {
-				t.Errorf("progress = %v, want %v", progress, want)
+			// One write per chunk in order, then one sync; one read per
+			// chunk in order, each after its write (the read-back follows
+			// the writer), the last one after the sync.
+			var wantProgress []int64
+			var writes, reads []string
+			for off := 0; off < len(data); off += bank.ChunkSize {
+				n := min(bank.ChunkSize, len(data)-off)
+				wantProgress = append(wantProgress, int64(off+n))
+				writes = append(writes, fmt.Sprintf("write %d %d", off, n))
+				reads = append(reads, fmt.Sprintf("read %d %d", off, n))
 			}
-			wantCalls := []string{"write 0 1048576", "write 1048576 1048576", "write 2097152 1048576", "write 3145728 123", "sync",
-				"read 0 1048576", "read 1048576 1048576", "read 2097152 1048576", "read 3145728 123"}
-			if got := r.fakes[bank.SlotB].callLog(); fmt.Sprint(got) != fmt.Sprint(wantCalls) {
-				t.Errorf("device calls = %v, want %v", got, wantCalls)
+			if fmt.Sprint(progress) != fmt.Sprint(wantProgress) {
+				t.Errorf("progress = %v, want %v", progress, wantProgress)
+			}
+			calls := r.fakes[bank.SlotB].callLog()
+			pos := map[string]int{}
+			var gotWrites, gotReads []string
+			for i, c := range calls {
+				pos[c] = i
+				switch {
+				case strings.HasPrefix(c, "write"):
+					gotWrites = append(gotWrites, c)
+				case strings.HasPrefix(c, "read"):
+					gotReads = append(gotReads, c)
+				}
+			}
+			if fmt.Sprint(gotWrites) != fmt.Sprint(writes) || fmt.Sprint(gotReads) != fmt.Sprint(reads) {
+				t.Fatalf("device calls = %v, want writes %v and reads %v", calls, writes, reads)
+			}
+			if sync, ok := pos["sync"]; !ok || sync < pos[writes[len(writes)-1]] || sync > pos[reads[len(reads)-1]] {
+				t.Errorf("device calls = %v: want one sync after the last write and before the last read", calls)
+			}
+			for i := range reads {
+				if pos[reads[i]] < pos[writes[i]] {
+					t.Errorf("device calls = %v: %q before %q", calls, reads[i], writes[i])
+				}
+				// Each chunk is flushed before it is read back.
+				if sr, ok := pos["syncrange"+strings.TrimPrefix(reads[i], "read")]; !ok || sr > pos[reads[i]] {
+					t.Errorf("device calls = %v: no syncrange before %q", calls, reads[i])
+				}
 			}
 			if b.Next() != bank.SlotA {
 				t.Errorf("Next = %v, want A: Install must not arm", b.Next())

@@ -127,6 +127,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// VerifiedDigest is the payload's SHA-256 from the signed header: the
+// Read that reaches the payload's end fails with ErrHashMismatch unless
+// the payload hashed to it. A consumer may rely on that instead of
+// hashing the payload again (see bank.VerifyingReader).
+func (r *Reader) VerifiedDigest() [32]byte { return r.hdr.PayloadSHA256 }
+
 // finish runs once the declared payload has been read.
 func (r *Reader) finish() error {
 	if !bytes.Equal(r.hash.Sum(r.sum[:0]), r.hdr.PayloadSHA256[:]) {

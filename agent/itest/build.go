@@ -76,6 +76,11 @@ func BuildCommand(t testing.TB, pkg string) string {
 		}
 		cmd := exec.Command(goBin, append(args, pkg)...)
 		cmd.Dir = root
+		if !raceEnabled {
+			// Static, as on the device (and as make build and make
+			// cross build it): no libc mapped into the measured process.
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
 		out, err := cmd.CombinedOutput()
 		b.out, b.err = string(out), err
 	})

@@ -34,9 +34,31 @@ func TestBadFlags(t *testing.T) {
 		{"-config-key", "/nonexistent/config.key"},
 		{"-config-key", "main_test.go"}, // not a key
 		{"-factory-config-format", "0"},
+		{"-gc-percent", "0"},
+		{"-gc-percent", "5000"},
 	} {
 		if got := run(args); got != 2 {
 			t.Errorf("run(%q): got exit %d, want 2", args, got)
+		}
+	}
+}
+
+func TestGCPercent(t *testing.T) {
+	for _, c := range []struct {
+		env     string
+		given   bool
+		flag    int
+		want    int
+		wantSet bool
+	}{
+		{"", false, defaultGCPercent, defaultGCPercent, true}, // the agent's default
+		{"200", false, defaultGCPercent, 0, false},            // the operator's GOGC stays
+		{"200", true, 80, 80, true},                           // the flag beats GOGC
+		{"", true, 30, 30, true},
+	} {
+		got, set := gcPercent(c.env, c.given, c.flag)
+		if got != c.want || set != c.wantSet {
+			t.Errorf("gcPercent(GOGC=%q, given=%v, %d): got %d, %v; want %d, %v", c.env, c.given, c.flag, got, set, c.want, c.wantSet)
 		}
 	}
 }

@@ -23,7 +23,8 @@ import (
 // restore of a 16 MiB configuration. The curve should be flat.
 func BenchmarkMemory(b *testing.B) {
 	f := getFixture(b)
-	env := fmt.Sprintf("GOGC=%s GOMEMLIMIT=%s", orDefault(os.Getenv("GOGC"), "100 (default)"), orDefault(os.Getenv("GOMEMLIMIT"), "unset"))
+	// The agent collects at -gc-percent 50 unless GOGC is set.
+	env := fmt.Sprintf("GOGC=%s GOMEMLIMIT=%s", orDefault(os.Getenv("GOGC"), "50 (agent default)"), orDefault(os.Getenv("GOMEMLIMIT"), "unset"))
 	b.Run("idle", func(b *testing.B) {
 		var rss int64
 		for i := 0; i < b.N; i++ {

@@ -79,6 +79,8 @@ func run(in, jsonOut, md, command string, stdout io.Writer) error {
 		s.WriteString("# Benchmarks\n\nMeasured by `" + command + "` on " + time.Now().UTC().Format("2006-01-02") + ".\n\n")
 		s.WriteString("Machine: " + machine() + "\n\n")
 		s.WriteString("Upgrade rows time the agent's whole upgrade (download, header and signature check, payload hash, bank write, fsync, read-back verify) from the SET to the first poll (5 ms) that sees it complete; ratio is agent time / reference time (≤ 1.0: the agent is no slower). RSS is the process's peak (VmHWM). Figures vary with load: rerun with the command above.\n\n")
+		s.WriteString("The setup row says whether the CPUs' wake-up latency was held at 0 (PM QoS, /dev/cpu_dma_latency, as cyclictest does; `IAD_BENCH_CPU_LATENCY=off` to measure without). TFTP is lock-step, so a transfer between two processes that take turns is paced by how fast an idle CPU wakes; on a VM whose idle vCPUs halt into the hypervisor that dominates every TFTP row (curl's download at blksize 1468 measured ~25 MB/s without the hold, ~105 MB/s with it) and favours whichever process keeps a CPU busy.\n\n")
+		s.WriteString("The arm group gives the sizes of the stripped linux/arm (GOARM=7) binaries as `make cross` builds them, and, in rows marked emulated, the agent's idle memory and whole upgrade inside the device VM (QEMU emulating a cortex-a15 with 1 vCPU and 256 MiB in software, 200 ms polling): those rows describe the ARM build's behaviour, not a device's speed, and are not comparable with the amd64 rows.\n\n")
 		s.WriteString(table)
 		if err := os.WriteFile(md, []byte(s.String()), 0o644); err != nil {
 			return err

@@ -2,7 +2,9 @@
 // as one device over many boots, and its tests are the device scenarios
 // (golden path over TFTP and FTP, bad software, power cuts, hostile
 // network, U-Boot, arm64), driven from the host with net-snmp's tools,
-// snmptrapd, in.tftpd and vsftpd on the host's loopback.
+// snmptrapd, in.tftpd and vsftpd on the host's loopback. Its benchmarks
+// are the ARM rows of make bench: the arm binaries' sizes, and the
+// agent's upgrade throughput and memory inside the emulated guest.
 //
 // A Device is a disk image and the boots of it. Each boot is one QEMU
 // process (-no-reboot, one vCPU, 256 MiB, user-mode networking only: the

@@ -215,7 +215,7 @@ func (s *scenario) linesSince(boot int) []string {
 	return out
 }
 
-func readLog(t *testing.T, path string) []string {
+func readLog(t testing.TB, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -49,7 +49,7 @@ type fwBuild struct {
 }
 
 // buildFirmware returns the firmware of arch, building it on first use.
-func buildFirmware(t *testing.T, arch vm.Arch) *firmware.Firmware {
+func buildFirmware(t testing.TB, arch vm.Arch) *firmware.Firmware {
 	t.Helper()
 	k := vm.RequireKernelArch(t, arch)
 	if err := firmware.RequireTools(arch); err != nil {
@@ -105,7 +105,7 @@ type scenarioOptions struct {
 // scenario is one device VM with its own trap receiver, TFTP server (and
 // FTP server), driven by net-snmp's tools.
 type scenario struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	fw     *firmware.Firmware
 	d      *device.Device
@@ -119,7 +119,7 @@ type scenario struct {
 	reported bool
 }
 
-func newScenario(t *testing.T, o scenarioOptions) *scenario {
+func newScenario(t testing.TB, o scenarioOptions) *scenario {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots a VM")
@@ -180,7 +180,7 @@ func newScenario(t *testing.T, o scenarioOptions) *scenario {
 // artifactDir is where a scenario keeps its disk and console logs:
 // $IAD_VM_ARTIFACTS/TestName (kept), or a temporary directory kept only
 // when the test fails (the failure message names it).
-func artifactDir(t *testing.T) string {
+func artifactDir(t testing.TB) string {
 	t.Helper()
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	if base := os.Getenv("IAD_VM_ARTIFACTS"); base != "" {
@@ -418,7 +418,7 @@ func (s *scenario) guestConfig() map[string]string {
 
 // backupConfig reads a backup archive from the host: file name to
 // SHA-256, the manifest left out.
-func backupConfig(t *testing.T, path string) map[string]string {
+func backupConfig(t testing.TB, path string) map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -1,0 +1,4 @@
+package bank
+
+// ChunkSize lets the external tests check the write and read pattern.
+const ChunkSize = chunkSize
