@@ -2,7 +2,10 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -46,4 +49,20 @@ func record(r Row) error {
 	}
 	_, err = f.Write(append(b, '\n'))
 	return err
+}
+
+// ParseSize reads a size such as "32MiB", "512KiB", "1GiB" or a byte
+// count, as the IAD_BENCH_* variables give them.
+func ParseSize(s string) (int64, error) {
+	mult := int64(1)
+	for suf, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suf) {
+			s, mult = strings.TrimSuffix(s, suf), m
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }

@@ -33,27 +33,13 @@ func sizesFromEnv(b *testing.B, env string, def []int64) []int64 {
 	}
 	var out []int64
 	for _, f := range strings.Split(v, ",") {
-		n, err := parseSize(strings.TrimSpace(f))
+		n, err := ParseSize(strings.TrimSpace(f))
 		if err != nil {
 			b.Fatalf("%s: %v", env, err)
 		}
 		out = append(out, n)
 	}
 	return out
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for suf, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-		if strings.HasSuffix(s, suf) {
-			s, mult = strings.TrimSuffix(s, suf), m
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 func sizeName(n int64) string {

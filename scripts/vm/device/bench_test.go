@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +83,7 @@ func BenchmarkARMBinarySize(b *testing.B) {
 func BenchmarkARMGuestUpgrade(b *testing.B) {
 	size := int64(32 << 20)
 	if v := os.Getenv("IAD_BENCH_ARM_SIZE"); v != "" {
-		n, err := parseSize(v)
+		n, err := bench.ParseSize(v)
 		if err != nil {
 			b.Fatalf("IAD_BENCH_ARM_SIZE: %v", err)
 		}
@@ -180,19 +179,4 @@ func record(b *testing.B, r bench.Row) {
 	if err := bench.Record(r); err != nil {
 		b.Fatalf("recording %q: %v", r.Name, err)
 	}
-}
-
-// parseSize reads "32MiB", "512KiB" or a byte count.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for suf, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-		if strings.HasSuffix(s, suf) {
-			s, mult = strings.TrimSuffix(s, suf), m
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
