@@ -78,3 +78,27 @@ func Open(opts Options) (*Device, error) {
 }
 
 func ioctl(f *os.File, req uint, arg unsafe.Pointer) error { return ioctlpkg.Do(f, req, arg) }
+
+// SyncRange starts writing [off, off+n) of the range back to the device
+// without waiting (sync_file_range SYNC_FILE_RANGE_WRITE), so that the
+// device works while the rest of a payload downloads and the final Sync
+// has little left (bank.RangeSyncer).
+func (d *Device) SyncRange(off, n int64) error {
+	if off < 0 || n < 0 || off+n > d.size {
+		return fmt.Errorf("%w: sync of %d bytes at %d, range holds %d", ErrRange, n, off, d.size)
+	}
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SyncFileRange(int(fd), d.off+off, n, unix.SYNC_FILE_RANGE_WRITE)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("block: sync_file_range %s at %d: %w", d.name, d.off+off, serr)
+	}
+	return nil
+}

@@ -39,6 +39,12 @@ func TestFileRange(t *testing.T) {
 			t.Fatalf("WriteAt %v: %d %v", piece, n, err)
 		}
 	}
+	if err := d.SyncRange(0, int64(len(data))); err != nil {
+		t.Fatalf("SyncRange: %v", err)
+	}
+	if err := d.SyncRange(8<<10, 32<<10); !errors.Is(err, ErrRange) {
+		t.Fatalf("SyncRange past the range: %v, want ErrRange", err)
+	}
 	if err := d.Sync(); err != nil {
 		t.Fatal(err)
 	}
