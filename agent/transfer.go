@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/iadsafe/iad-agent/agent/internal/spool"
@@ -44,8 +45,16 @@ func (a *Agent) fetch(ctx context.Context, r *row, consume func(context.Context,
 		}
 		return err
 	}
+	// A consumer that stopped before the end must not leave the download
+	// blocked on a full spool: it fails instead. After a read to EOF the
+	// download has already ended and this changes nothing.
+	p.CloseRead(errUnread)
 	return <-dlErr
 }
+
+// errUnread is what a download gets if its consumer finished without
+// reading it to the end.
+var errUnread = errors.New("agent: the file continues after what the operation needed")
 
 // remoteFailure reports whether a transfer error came from the server or
 // the network rather than from our own side aborting it.
