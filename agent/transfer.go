@@ -18,9 +18,9 @@ const spoolSize = 512 << 10
 // fetch downloads the row's file and feeds it, as it arrives, to consume
 // (the image verifier and bank writer, or the config stager). Nothing is
 // buffered whole: the download runs at most spoolSize bytes ahead. When
-// consume fails, the download is stopped and the
-// download's own error is returned if the server or the network caused
-// it: a dead server explains a truncated stream better than "truncated".
+// consume fails, the download is stopped and the download's own error is
+// returned if the server or the network caused it: a dead server explains
+// a truncated stream better than "truncated".
 func (a *Agent) fetch(ctx context.Context, r *row, consume func(context.Context, io.Reader) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

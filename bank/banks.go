@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"sync"
@@ -341,24 +342,33 @@ func (b *Banks) verify(ctx context.Context, s Slot, info SlotInfo, buf []byte) e
 // between chunks.
 func hashDevice(ctx context.Context, dev Device, size int64, buf []byte) (Digest, error) {
 	h := sha256.New()
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return Digest{}, err
-		}
-		n := int(min(int64(len(buf)), size-off))
-		got, err := dev.ReadAt(buf[:n], off)
-		if got < n {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return Digest{}, fmt.Errorf("reading at %d: %w", off, err)
-		}
-		h.Write(buf[:n])
-		off += int64(n)
+	if err := hashRange(ctx, dev, h, 0, size, buf); err != nil {
+		return Digest{}, err
 	}
 	var d Digest
 	h.Sum(d[:0])
 	return d, nil
+}
+
+// hashRange feeds [off, off+n) of dev into h through buf, checking ctx
+// between chunks.
+func hashRange(ctx context.Context, dev Device, h hash.Hash, off, n int64, buf []byte) error {
+	for end := off + n; off < end; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := int(min(int64(len(buf)), end-off))
+		got, err := dev.ReadAt(buf[:k], off)
+		if got < k {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("reading at %d: %w", off, err)
+		}
+		h.Write(buf[:k])
+		off += int64(k)
+	}
+	return nil
 }
 
 // Running returns the slot this process booted from, or 0 before Boot.

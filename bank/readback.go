@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 )
 
 // RangeSyncer is implemented by a Device that can start writing one
@@ -29,11 +28,12 @@ type span struct{ off, n int64 }
 // back and hashes it, so that once the last byte is written only the last
 // chunk remains to be read. What it reads is what a read after the final
 // Sync would read: the medium for a flash slot, whose writes complete
-// before WriteAt returns, the page cache for a file or partition, as
-// before. The final Sync's error still fails the install. The chunk written last is read only after the
-// final Sync, because a flash slot programs its last partial page then.
-// A slot that cannot be read during a write (an Updater, such as a UBI
-// volume under update) gets no readBack: it is read whole after the Sync.
+// before WriteAt returns, the page cache for a file or partition. The
+// final Sync's error still fails the install. The chunk written last is
+// read only after the final Sync, because a flash slot programs its last
+// partial page then. A slot that cannot be read during a write (an
+// Updater, such as a UBI volume under update) gets no readBack: it is
+// read whole after the Sync.
 //
 // A nil *readBack does nothing, so the writer needs no special case.
 type readBack struct {
@@ -106,25 +106,10 @@ func (rb *readBack) run() {
 }
 
 func (rb *readBack) check(s span) error {
-	if err := rb.ctx.Err(); err != nil {
-		return err
-	}
 	if rs, ok := rb.dev.(RangeSyncer); ok {
 		if err := rs.SyncRange(s.off, s.n); err != nil {
 			return fmt.Errorf("%w at %d: %w", errRangeSync, s.off, err)
 		}
 	}
-	for off, end := s.off, s.off+s.n; off < end; {
-		n := int(min(int64(len(rb.buf)), end-off))
-		got, err := rb.dev.ReadAt(rb.buf[:n], off)
-		if got < n {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading at %d: %w", off, err)
-		}
-		rb.h.Write(rb.buf[:n])
-		off += int64(n)
-	}
-	return nil
+	return hashRange(rb.ctx, rb.dev, rb.h, s.off, s.n, rb.buf)
 }

@@ -158,8 +158,8 @@ func run(args []string) int {
 // live heap is small (a few hundred KiB of buffers and tables) and the
 // runtime's own default of 100 lets garbage — the TFTP library allocates
 // an address per datagram — double it before collecting: measured over a
-// 256 MiB upgrade, 50 takes the peak RSS from 13 to 11.5 MiB for about
-// twenty more collections of a tiny heap (see docs/BENCHMARKS.md).
+// 64 MiB upgrade, 50 takes the peak RSS from 13.0 to 11.2–11.7 MiB for 6
+// collections of a tiny heap instead of 3 (see docs/BENCHMARKS.md).
 const defaultGCPercent = 50
 
 // gcPercent decides the collector target: the flag when given, else the

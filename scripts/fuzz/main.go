@@ -48,8 +48,8 @@ type tool interface {
 	fuzz(ctx context.Context, t target, fuzztime string, out io.Writer) error
 }
 
-// errDeadlineRace is the coordinator's message for the race.
-const errDeadlineRace = "context deadline exceeded"
+// deadlineRaceMsg is the coordinator's message for the race.
+const deadlineRaceMsg = "context deadline exceeded"
 
 func fuzzAll(ctx context.Context, g tool, fuzztime string, w io.Writer) error {
 	ts, err := g.targets(ctx)
@@ -66,7 +66,7 @@ func fuzzAll(ctx context.Context, g tool, fuzztime string, w io.Writer) error {
 				break
 			}
 			wrote := !slices.Equal(before, listDir(t.corpus()))
-			if attempt == 1 && !wrote && lastLinesHave(out.String(), errDeadlineRace) {
+			if attempt == 1 && !wrote && lastLinesHave(out.String(), deadlineRaceMsg) {
 				fmt.Fprintf(w, "fuzz: %s ended with Go's fuzztime deadline race (go.dev/issue/75804) and wrote no failing input: running it again\n", t.name)
 				continue
 			}
